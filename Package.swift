@@ -1,0 +1,94 @@
+// swift-tools-version:6.1
+import PackageDescription
+
+// Module map: ../shared/DESIGN.md (mirrored in README.md, "Layout").
+// Dependencies point down: HTTPCore and NCS are pure; ReceiverApp wires; nothing imports the app.
+let package = Package(
+    name: "ncs-receiver",
+    platforms: [.macOS(.v14)],
+    products: [
+        .executable(name: "ncs-receiver", targets: ["ncs-receiver"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+        .package(url: "https://github.com/apple/swift-crypto", from: "3.12.3"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
+    ],
+    targets: [
+        // MARK: - HTTP
+        // Pure HTTP/1.1 request parser and response encoder: no I/O, fuzzable on plain bytes.
+        .target(name: "HTTPCore"),
+        // The few C declarations Swift's Glibc module hides (accept4 needs _GNU_SOURCE).
+        .target(name: "CSystemShims"),
+        // Non-blocking POSIX sockets driven by Dispatch, connections, limits, timeouts, router.
+        .target(
+            name: "HTTPServer",
+            dependencies: [
+                "HTTPCore", "CSystemShims",
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+
+        // MARK: - Domain
+        // Agora NCS: notification model, catalogue, lenient decoding, signatures, CloudEvents. Pure.
+        .target(
+            name: "NCS",
+            dependencies: [.product(name: "Crypto", package: "swift-crypto")]
+        ),
+        // The storage contract and its implementations.
+        .target(name: "EventStore"),
+        // Agora Cloud Recording REST client.
+        .target(
+            name: "CloudRecordingAPI",
+            dependencies: [.product(name: "Logging", package: "swift-log")]
+        ),
+        // Recordings registry and restart orchestration.
+        .target(
+            name: "Supervisor",
+            dependencies: ["NCS", "EventStore", "CloudRecordingAPI", .product(name: "Logging", package: "swift-log")]
+        ),
+        // A local stand-in for Agora (REST + NCS callbacks).
+        .target(
+            name: "Simulator",
+            dependencies: ["HTTPServer", "NCS", .product(name: "Logging", package: "swift-log")]
+        ),
+
+        // MARK: - Application
+        .target(
+            name: "ReceiverApp",
+            dependencies: [
+                "HTTPServer", "NCS", "EventStore", "Supervisor", "CloudRecordingAPI",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ]
+        ),
+        .executableTarget(
+            name: "ncs-receiver",
+            dependencies: [
+                "ReceiverApp", "Simulator",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "UnixSignals", package: "swift-service-lifecycle"),
+            ]
+        ),
+
+        // MARK: - Testing
+        // Shared test support: fixture loader, raw-bytes loopback client, process handles.
+        .target(name: "ReceiverTesting", dependencies: ["HTTPCore"]),
+        .testTarget(name: "HTTPCoreTests", dependencies: ["HTTPCore", "ReceiverTesting"]),
+        .testTarget(name: "HTTPServerTests", dependencies: ["HTTPServer", "ReceiverTesting"]),
+        .testTarget(name: "NCSTests", dependencies: ["NCS", "ReceiverTesting"]),
+        .testTarget(name: "EventStoreTests", dependencies: ["EventStore", "ReceiverTesting"]),
+        .testTarget(name: "ReceiverAppTests", dependencies: ["ReceiverApp", "NCS", "ReceiverTesting"]),
+    ]
+)
+
+for target in package.targets where target.type != .system {
+    target.swiftSettings = (target.swiftSettings ?? []) + [
+        .swiftLanguageMode(.v6),
+        .enableUpcomingFeature("ExistentialAny"),
+        .enableUpcomingFeature("MemberImportVisibility"),
+    ]
+}

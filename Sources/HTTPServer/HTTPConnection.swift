@@ -1,0 +1,490 @@
+import Dispatch
+import HTTPCore
+import Synchronization
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// One client connection, owned by one ``IOLoop`` and touched only on its queue.
+///
+/// Requests are handled one at a time in arrival order: once a request is handed to the handler
+/// the connection stops parsing (pipelined bytes wait in `pending`) and, if the client keeps
+/// sending, stops reading, as NIO's HTTPServerPipelineHandler does. So responses can never be
+/// reordered and read-ahead is bounded.
+final class HTTPConnection: @unchecked Sendable {
+    enum Phase {
+        /// Between requests; idle timeout applies.
+        case idle
+        /// Reading a header section (deadline: header read timeout).
+        case head
+        /// Reading a body (deadline: body read timeout).
+        case body
+        /// The handler has the request; nothing is parsed until it answers.
+        case handling
+        /// A complete response is being written.
+        case responding
+        /// A streaming response is open.
+        case streaming
+        /// Final bytes (an error response, the end of a stream) are being written; then close.
+        case closingAfterWrite
+        /// Write side shut; discarding input until the client closes or the linger time ends.
+        case lingering
+        case closed
+    }
+
+    struct CurrentResponse {
+        var generation: Int
+        var version: HTTPVersion
+        var keepAlive: Bool
+        var isHead: Bool
+    }
+
+    let id: Int
+    let fd: Int32
+    let peer: SocketAddress?
+    let loop: IOLoop
+    unowned let server: HTTPServer
+
+    private var readSource: (any DispatchSourceRead)?
+    private var writeSource: (any DispatchSourceWrite)?
+    private var writeSourceResumed = false
+    private var readSuspended = false
+    private var sourcesToCancel = 0
+
+    private var parser: HTTPRequestParser
+    private var pending: [UInt8] = []
+    private var outbound: [UInt8] = []
+    private var outboundOffset = 0
+    private var driving = false
+
+    private(set) var phase: Phase = .head
+    private var receivedAnyByteOfHead = false
+    private var deadline: UInt64 = 0
+    private var requestCount = 0
+    private var generation = 0
+    private var current: CurrentResponse?
+    private var peerShutWrite = false
+    private var draining = false
+    private var stream: HTTPStreamWriter.State?
+
+    init(id: Int, fd: Int32, peer: SocketAddress?, loop: IOLoop, server: HTTPServer) {
+        self.id = id
+        self.fd = fd
+        self.peer = peer
+        self.loop = loop
+        self.server = server
+        self.parser = HTTPRequestParser(limits: server.configuration.limits)
+    }
+
+    private var configuration: HTTPServer.Configuration { server.configuration }
+
+    private func now() -> UInt64 { DispatchTime.now().uptimeNanoseconds }
+
+    // MARK: - Lifecycle
+
+    func start() {
+        let source = DispatchSource.makeReadSource(fileDescriptor: fd, queue: loop.queue)
+        source.setEventHandler { [unowned self] in self.readable() }
+        source.setCancelHandler { [self] in self.sourceCancelled() }
+        readSource = source
+        sourcesToCancel = 1
+        // A new connection must deliver its first head within the header timeout, whether or not
+        // it sends anything: an idle socket from a slowloris costs a descriptor until then.
+        phase = .head
+        deadline = now() + configuration.headerReadTimeout.nanoseconds
+        source.resume()
+    }
+
+    /// Closes at once. Safe to call more than once.
+    func close() {
+        guard phase != .closed else { return }
+        phase = .closed
+        deadline = 0
+        if let writeSource {
+            if !writeSourceResumed { writeSource.resume() }
+            writeSource.cancel()
+            sourcesToCancel += 1
+        }
+        if let readSource {
+            if readSuspended { readSource.resume(); readSuspended = false }
+            readSource.cancel()
+        }
+        loop.connections[id] = nil
+        pending = []
+        outbound = []
+        if let stream {
+            self.stream = nil
+            stream.connectionClosed()
+        }
+        server.connectionClosed()
+    }
+
+    /// The descriptor is closed only after every source on it is cancelled (Dispatch's rule).
+    private func sourceCancelled() {
+        sourcesToCancel -= 1
+        if sourcesToCancel == 0 {
+            Glibc.close(fd)
+            readSource = nil
+            writeSource = nil
+        }
+    }
+
+    /// Graceful shutdown: idle connections close now; busy ones close after their response.
+    func drain() {
+        draining = true
+        switch phase {
+        case .idle:
+            close()
+        case .head where !receivedAnyByteOfHead:
+            close()
+        case .streaming:
+            finishStream()
+        default:
+            break
+        }
+    }
+
+    func checkDeadline(now: UInt64) {
+        guard deadline != 0, now >= deadline else { return }
+        switch phase {
+        case .head where receivedAnyByteOfHead:
+            respondWithError(status: 408, code: "request_timeout", message: "request header section not received within \(configuration.headerReadTimeout)")
+        case .body:
+            respondWithError(status: 408, code: "request_timeout", message: "request body not received within \(configuration.bodyReadTimeout)")
+        default:
+            // Idle, a silent new connection, a stalled write or the end of lingering.
+            close()
+        }
+    }
+
+    // MARK: - Reading
+
+    private func readable() {
+        guard phase != .closed else { return }
+        let buffer = loop.readBuffer
+        let count = read(fd, buffer.baseAddress, buffer.count)
+        if count > 0 {
+            received(UnsafeRawBufferPointer(rebasing: buffer[..<count]))
+        } else if count == 0 {
+            peerClosedWriteSide()
+        } else {
+            let error = errno
+            if error == EAGAIN || error == EWOULDBLOCK || error == EINTR { return }
+            close()  // ECONNRESET and friends: the client is gone.
+        }
+    }
+
+    private func received(_ bytes: UnsafeRawBufferPointer) {
+        switch phase {
+        case .lingering:
+            return  // discarded
+        case .idle, .head, .body:
+            drive(newBytes: bytes)
+        case .handling, .responding, .streaming, .closingAfterWrite:
+            // Pipelined bytes wait; past one header section's worth, stop reading (back-pressure).
+            pending.append(contentsOf: bytes)
+            if pending.count > configuration.limits.maxHeaderSectionBytes + 64 * 1024 { suspendReading() }
+        case .closed:
+            return
+        }
+    }
+
+    private func peerClosedWriteSide() {
+        peerShutWrite = true
+        switch phase {
+        case .handling, .responding:
+            // A client may half-close after its request; it still gets the answer, then we close.
+            current?.keepAlive = false
+            suspendReading()  // EOF stays readable under level triggering
+        case .closingAfterWrite:
+            suspendReading()
+        default:
+            close()
+        }
+    }
+
+    private func suspendReading() {
+        guard !readSuspended, let readSource else { return }
+        readSource.suspend()
+        readSuspended = true
+    }
+
+    private func resumeReading() {
+        guard readSuspended, let readSource, !peerShutWrite else { return }
+        readSource.resume()
+        readSuspended = false
+    }
+
+    /// Parses as many requests as the buffered bytes allow, handing each to the handler in turn.
+    private func drive(newBytes: UnsafeRawBufferPointer?) {
+        guard !driving else {
+            if let newBytes { pending.append(contentsOf: newBytes) }
+            return
+        }
+        driving = true
+        defer { driving = false }
+
+        if let newBytes, pending.isEmpty {
+            // Fast path: parse straight from the read buffer; copy only what is left over.
+            let consumed = parseLoop(newBytes)
+            if consumed < newBytes.count, phase != .closed {
+                pending.append(contentsOf: UnsafeRawBufferPointer(rebasing: newBytes[consumed...]))
+            }
+        } else {
+            if let newBytes { pending.append(contentsOf: newBytes) }
+            // The handler may answer synchronously inside the loop and let parsing go on, so the
+            // buffer is re-read after every request.
+            while phase == .idle || phase == .head || phase == .body, !pending.isEmpty {
+                let snapshot = pending
+                let consumed = snapshot.withUnsafeBytes { parseLoop($0) }
+                // An error or a final response may have closed or emptied the buffer meanwhile.
+                if phase == .closed || phase == .lingering { return }
+                pending.removeFirst(min(consumed, pending.count))
+                if consumed == 0 || !(phase == .idle || phase == .head || phase == .body) { break }
+            }
+        }
+    }
+
+    /// Returns the bytes consumed. Stops at a request handed to the handler that has not answered.
+    private func parseLoop(_ bytes: UnsafeRawBufferPointer) -> Int {
+        var offset = 0
+        while offset < bytes.count {
+            guard phase == .idle || phase == .head || phase == .body else { break }
+            if phase == .idle {
+                phase = .head
+                deadline = now() + configuration.headerReadTimeout.nanoseconds
+            }
+            if phase == .head, offset < bytes.count { receivedAnyByteOfHead = true }
+            let event: HTTPRequestParser.Event
+            let consumed: Int
+            do {
+                (event, consumed) = try parser.parse(UnsafeRawBufferPointer(rebasing: bytes[offset...]))
+            } catch {
+                respondWithError(status: error.status, code: error.code, message: error.description)
+                return bytes.count
+            }
+            offset += consumed
+            switch event {
+            case .needMoreData:
+                return offset
+            case .head(let head):
+                phase = .body
+                deadline = now() + configuration.bodyReadTimeout.nanoseconds
+                // RFC 9110 §10.1.1: send 100 only if the body has not started arriving already.
+                if head.expectsContinue, offset == bytes.count {
+                    enqueue(HTTPResponseEncoder.continueResponse)
+                    flush()
+                    if phase == .closed { return offset }
+                }
+            case .request(let request):
+                dispatch(request)
+            }
+        }
+        return offset
+    }
+
+    // MARK: - Handing requests out
+
+    private func dispatch(_ request: HTTPRequest) {
+        requestCount += 1
+        generation += 1
+        receivedAnyByteOfHead = false
+        let keepAlive = request.head.keepAlive && !peerShutWrite && !draining
+            && requestCount < configuration.maxRequestsPerConnection
+        current = CurrentResponse(
+            generation: generation, version: request.head.version, keepAlive: keepAlive,
+            isHead: request.head.method == "HEAD"
+        )
+        phase = .handling
+        deadline = 0
+        let responder = HTTPResponder(connection: self, generation: generation, requestNumber: requestCount)
+        server.handler(request, responder)
+    }
+
+    /// Called on the loop by ``HTTPResponder``.
+    func complete(generation: Int, response: HTTPResponse) {
+        guard phase == .handling, let current, current.generation == generation else { return }
+        let body = current.isHead ? [] : response.body
+        outbound.reserveCapacity(outbound.count + 256 + body.count)
+        HTTPResponseEncoder.appendHead(
+            to: &outbound, version: current.version, status: response.status, headers: response.headers,
+            bodyMode: .length(response.body.count), keepAlive: current.keepAlive, date: loop.httpDate
+        )
+        outbound.append(contentsOf: body)
+        phase = .responding
+        flush()
+    }
+
+    func startStream(generation: Int, status: Int, headers: HTTPHeaders, state: HTTPStreamWriter.State) {
+        guard phase == .handling, var current, current.generation == generation else {
+            state.connectionClosed()
+            return
+        }
+        // HTTP/1.0 has no chunked coding: the body ends when the connection does.
+        let mode: HTTPResponseEncoder.BodyMode = current.version == .http1_1 ? .chunked : .untilClose
+        if mode == .untilClose { current.keepAlive = false; self.current = current }
+        HTTPResponseEncoder.appendHead(
+            to: &outbound, version: current.version, status: status, headers: headers,
+            bodyMode: mode, keepAlive: current.keepAlive, date: loop.httpDate
+        )
+        phase = .streaming
+        stream = state
+        if draining {
+            finishStream()
+            return
+        }
+        flush()
+    }
+
+    func streamWrite(generation: Int, bytes: [UInt8]) {
+        guard phase == .streaming, let current, current.generation == generation else { return }
+        if current.version == .http1_1 {
+            HTTPResponseEncoder.appendChunk(bytes, to: &outbound)
+        } else {
+            outbound.append(contentsOf: bytes)
+        }
+        if outbound.count - outboundOffset > configuration.maxStreamBufferBytes {
+            close()  // a reader this slow would grow memory without bound
+            return
+        }
+        flush()
+    }
+
+    func streamFinish(generation: Int) {
+        guard phase == .streaming, let current, current.generation == generation else { return }
+        finishStream()
+    }
+
+    private func finishStream() {
+        guard phase == .streaming, let current else { return }
+        if current.version == .http1_1 && !current.isHead {
+            outbound.append(contentsOf: HTTPResponseEncoder.lastChunk)
+            phase = current.keepAlive && !draining ? .responding : .closingAfterWrite
+        } else {
+            phase = .closingAfterWrite
+        }
+        if let stream {
+            self.stream = nil
+            stream.connectionClosed()
+        }
+        flush()
+    }
+
+    private func respondWithError(status: Int, code: String, message: String) {
+        guard phase != .closed, phase != .lingering, phase != .closingAfterWrite else { return }
+        let response = HTTPResponse.error(status, code: code, message: message)
+        let version = current?.version ?? .http1_1
+        HTTPResponseEncoder.appendHead(
+            to: &outbound, version: version, status: status, headers: response.headers,
+            bodyMode: .length(response.body.count), keepAlive: false, date: loop.httpDate
+        )
+        outbound.append(contentsOf: response.body)
+        phase = .closingAfterWrite
+        server.recordProtocolError(code: code, peer: peer)
+        flush()
+    }
+
+    // MARK: - Writing
+
+    private func enqueue(_ bytes: [UInt8]) {
+        outbound.append(contentsOf: bytes)
+    }
+
+    private func flush() {
+        while outboundOffset < outbound.count {
+            let written = outbound.withUnsafeBytes { buffer in
+                send(fd, buffer.baseAddress! + outboundOffset, buffer.count - outboundOffset, Int32(MSG_NOSIGNAL))
+            }
+            if written > 0 {
+                outboundOffset += written
+                continue
+            }
+            let error = errno
+            if written < 0, error == EINTR { continue }
+            if written < 0, error == EAGAIN || error == EWOULDBLOCK {
+                waitUntilWritable()
+                stream?.unsentBytes.store(outbound.count - outboundOffset, ordering: .relaxed)
+                return
+            }
+            close()  // EPIPE, ECONNRESET: the reader is gone.
+            return
+        }
+        if outbound.capacity > 256 * 1024 { outbound = [] } else { outbound.removeAll(keepingCapacity: true) }
+        outboundOffset = 0
+        stopWaitingForWritable()
+        drained()
+    }
+
+    private func waitUntilWritable() {
+        deadline = now() + configuration.writeTimeout.nanoseconds
+        if writeSource == nil {
+            let source = DispatchSource.makeWriteSource(fileDescriptor: fd, queue: loop.queue)
+            source.setEventHandler { [unowned self] in
+                if self.phase != .closed {
+                    self.deadline = self.now() + self.configuration.writeTimeout.nanoseconds
+                    self.flush()
+                }
+            }
+            source.setCancelHandler { [self] in self.sourceCancelled() }
+            writeSource = source
+        }
+        if !writeSourceResumed {
+            writeSource!.resume()
+            writeSourceResumed = true
+        }
+    }
+
+    private func stopWaitingForWritable() {
+        if writeSourceResumed, let writeSource {
+            writeSource.suspend()
+            writeSourceResumed = false
+        }
+    }
+
+    /// Everything queued has reached the socket.
+    private func drained() {
+        switch phase {
+        case .responding:
+            responseFinished()
+        case .streaming:
+            deadline = 0
+            stream?.unsentBytes.store(0, ordering: .relaxed)
+            stream?.resumeWriters()
+        case .closingAfterWrite:
+            startLingering()
+        case .head, .body:
+            break  // a 100 Continue went out
+        default:
+            break
+        }
+    }
+
+    private func responseFinished() {
+        let keepAlive = current?.keepAlive ?? false
+        current = nil
+        guard keepAlive, !draining else {
+            startLingering()
+            return
+        }
+        phase = .idle
+        deadline = now() + configuration.idleTimeout.nanoseconds
+        resumeReading()
+        if !pending.isEmpty { drive(newBytes: nil) }
+    }
+
+    /// Shut our write side, then read and discard until the client closes (or the linger time
+    /// passes), so the kernel does not answer the client's unread bytes with a reset that would
+    /// destroy the response before the client reads it.
+    private func startLingering() {
+        guard phase != .closed else { return }
+        shutdown(fd, Int32(SHUT_WR))
+        if peerShutWrite {
+            close()
+            return
+        }
+        phase = .lingering
+        pending = []
+        deadline = now() + configuration.lingerTimeout.nanoseconds
+        if readSuspended, let readSource { readSource.resume(); readSuspended = false }
+    }
+}

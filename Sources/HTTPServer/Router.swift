@@ -1,0 +1,93 @@
+import HTTPCore
+
+/// Method + path routing with `{name}` parameters. Unknown paths get 404 and known paths with
+/// another method 405 with `Allow`, both as JSON. HEAD is served by the GET route (the server
+/// drops the body and keeps its length).
+public struct Router: Sendable {
+    private struct Route: Sendable {
+        var method: String
+        var segments: [Segment]
+        var handler: HTTPHandler
+    }
+
+    private enum Segment: Sendable, Equatable {
+        case literal(String)
+        case parameter(String)
+    }
+
+    private var routes: [Route] = []
+
+    public init() {}
+
+    /// Adds a route whose handler answers through the responder, now or later.
+    public mutating func on(_ method: String, _ path: String, handler: @escaping HTTPHandler) {
+        let segments = path.split(separator: "/").map { part -> Segment in
+            if part.hasPrefix("{"), part.hasSuffix("}") { return .parameter(String(part.dropFirst().dropLast())) }
+            return .literal(String(part))
+        }
+        routes.append(Route(method: method.uppercased(), segments: segments, handler: handler))
+    }
+
+    /// Adds a route answered synchronously on the I/O queue (cheap, non-blocking work only).
+    public mutating func on(_ method: String, _ path: String, respond: @escaping @Sendable (HTTPRequest) -> HTTPResponse) {
+        on(method, path) { request, responder in responder.respond(respond(request)) }
+    }
+
+    /// Adds a route answered from a task; for handlers that await.
+    public mutating func on(_ method: String, _ path: String, async respond: @escaping @Sendable (HTTPRequest) async -> HTTPResponse) {
+        on(method, path) { request, responder in
+            Task { responder.respond(await respond(request)) }
+        }
+    }
+
+    /// The routing handler to give the server.
+    public var handler: HTTPHandler {
+        let routes = self.routes
+        return { request, responder in
+            var request = request
+            let path = request.path
+            let parts = path.split(separator: "/", omittingEmptySubsequences: true)
+            var allowed: [String] = []
+            var headFallback: (Route, [String: String])?
+            for route in routes {
+                guard let parameters = Router.match(route.segments, parts) else { continue }
+                if route.method == request.method {
+                    request.pathParameters = parameters
+                    route.handler(request, responder)
+                    return
+                }
+                if request.method == "HEAD", route.method == "GET" { headFallback = (route, parameters) }
+                allowed.append(route.method)
+            }
+            if let (route, parameters) = headFallback {
+                request.pathParameters = parameters
+                route.handler(request, responder)
+                return
+            }
+            if allowed.isEmpty {
+                responder.respond(.error(404, code: "not_found", message: "no route for \(request.method) \(path)"))
+            } else {
+                if allowed.contains("GET") { allowed.append("HEAD") }
+                let allow = allowed.joined(separator: ", ")
+                responder.respond(.error(
+                    405, code: "method_not_allowed", message: "\(request.method) is not allowed on \(path); use \(allow)",
+                    headers: ["Allow": allow]
+                ))
+            }
+        }
+    }
+
+    private static func match(_ segments: [Segment], _ parts: [Substring]) -> [String: String]? {
+        guard segments.count == parts.count else { return nil }
+        var parameters: [String: String] = [:]
+        for (segment, part) in zip(segments, parts) {
+            switch segment {
+            case .literal(let literal):
+                guard part == literal else { return nil }
+            case .parameter(let name):
+                parameters[name] = PercentDecoding.decode(part)
+            }
+        }
+        return parameters
+    }
+}

@@ -1,0 +1,138 @@
+import HTTPCore
+import HTTPServer
+
+/// Everything `ncs-receiver serve` can be told. Precedence: flags > environment (`NCS_*`) >
+/// defaults. ``ReceiverConfiguration/settings`` is the one table of keys: the CLI, the
+/// environment reader and the README's reference all come from it.
+public struct ReceiverConfiguration: Sendable {
+    public var publicHost = "0.0.0.0"
+    public var publicPort = 8080
+    public var adminHost = "127.0.0.1"
+    public var adminPort = 8081
+    public var maxBodyBytes = 1 << 20
+    public var maxHeaderBytes = 16 * 1024
+    public var maxHeaderFields = 100
+    public var maxConnections = 4096
+    public var headerTimeoutSeconds = 10.0
+    public var bodyTimeoutSeconds = 30.0
+    public var idleTimeoutSeconds = 75.0
+    public var maxRequestsPerConnection = 1000
+    public var drainTimeoutSeconds = 10.0
+    public var ioQueues = System.coreCount
+    public var logLevel = "info"
+    public var logFormat = "text"
+
+    public init() {}
+
+    /// One configuration key: its flag, environment variable and meaning.
+    public struct Setting: Sendable {
+        public var flag: String
+        public var environment: String
+        public var help: String
+        public var defaultValue: String
+        let apply: @Sendable (inout ReceiverConfiguration, String) throws(ConfigurationError) -> Void
+    }
+
+    public static let settings: [Setting] = {
+        let d = ReceiverConfiguration()
+        return [
+            .string("host", "NCS_HOST", "Public listener address (Agora posts callbacks here); IPv4 or IPv6 literal.", d.publicHost) { $0.publicHost = $1 },
+            .int("port", "NCS_PORT", "Public listener port.", d.publicPort, range: 0...65535) { $0.publicPort = $1 },
+            .string("admin-host", "NCS_ADMIN_HOST", "Admin listener address (events, quarantine, metrics).", d.adminHost) { $0.adminHost = $1 },
+            .int("admin-port", "NCS_ADMIN_PORT", "Admin listener port.", d.adminPort, range: 0...65535) { $0.adminPort = $1 },
+            .int("max-body-bytes", "NCS_MAX_BODY_BYTES", "Largest request body accepted (413 beyond).", d.maxBodyBytes, range: 1...(64 << 20)) { $0.maxBodyBytes = $1 },
+            .int("max-header-bytes", "NCS_MAX_HEADER_BYTES", "Largest request line plus header section (431 beyond).", d.maxHeaderBytes, range: 256...(1 << 20)) { $0.maxHeaderBytes = $1 },
+            .int("max-header-fields", "NCS_MAX_HEADER_FIELDS", "Most header fields in one request (431 beyond).", d.maxHeaderFields, range: 1...10_000) { $0.maxHeaderFields = $1 },
+            .int("max-connections", "NCS_MAX_CONNECTIONS", "Open connections per listener; beyond it new ones are closed at once.", d.maxConnections, range: 1...1_000_000) { $0.maxConnections = $1 },
+            .seconds("header-timeout", "NCS_HEADER_TIMEOUT", "Seconds to receive a request's header section (408).", d.headerTimeoutSeconds) { $0.headerTimeoutSeconds = $1 },
+            .seconds("body-timeout", "NCS_BODY_TIMEOUT", "Seconds to receive a request's body (408).", d.bodyTimeoutSeconds) { $0.bodyTimeoutSeconds = $1 },
+            .seconds("idle-timeout", "NCS_IDLE_TIMEOUT", "Seconds an idle keep-alive connection stays open (Agora asks for at least 10).", d.idleTimeoutSeconds) { $0.idleTimeoutSeconds = $1 },
+            .int("max-requests-per-connection", "NCS_MAX_REQUESTS_PER_CONNECTION", "Requests on one keep-alive connection (Agora asks for at least 100).", d.maxRequestsPerConnection, range: 1...Int.max) { $0.maxRequestsPerConnection = $1 },
+            .seconds("drain-timeout", "NCS_DRAIN_TIMEOUT", "Seconds requests in flight get on SIGTERM/SIGINT before connections are closed.", d.drainTimeoutSeconds) { $0.drainTimeoutSeconds = $1 },
+            .int("io-queues", "NCS_IO_QUEUES", "Serial I/O queues per listener (default: one per core).", d.ioQueues, range: 1...256) { $0.ioQueues = $1 },
+            .choice("log-level", "NCS_LOG_LEVEL", "trace, debug, info, notice, warning, error or critical.", d.logLevel, ["trace", "debug", "info", "notice", "warning", "error", "critical"]) { $0.logLevel = $1 },
+            .choice("log-format", "NCS_LOG_FORMAT", "text (for a terminal) or json (one object per line).", d.logFormat, ["text", "json"]) { $0.logFormat = $1 },
+        ]
+    }()
+
+    /// Builds the configuration from defaults, then the environment, then explicit flag values
+    /// (keyed by flag name without dashes).
+    public static func resolve(flags: [String: String], environment: [String: String]) throws(ConfigurationError) -> ReceiverConfiguration {
+        var configuration = ReceiverConfiguration()
+        for setting in settings {
+            if let value = environment[setting.environment] {
+                try setting.apply(&configuration, value)
+            }
+            if let value = flags[setting.flag] {
+                try setting.apply(&configuration, value)
+            }
+        }
+        return configuration
+    }
+
+    public func serverConfiguration(host: String, port: Int) -> HTTPServer.Configuration {
+        HTTPServer.Configuration(
+            host: host,
+            port: port,
+            limits: .init(maxHeaderSectionBytes: maxHeaderBytes, maxHeaderFields: maxHeaderFields, maxBodyBytes: maxBodyBytes),
+            maxConnections: maxConnections,
+            headerReadTimeout: .seconds(headerTimeoutSeconds),
+            bodyReadTimeout: .seconds(bodyTimeoutSeconds),
+            idleTimeout: .seconds(idleTimeoutSeconds),
+            maxRequestsPerConnection: maxRequestsPerConnection,
+            ioQueueCount: ioQueues,
+            drainTimeout: .seconds(drainTimeoutSeconds)
+        )
+    }
+}
+
+public struct ConfigurationError: Error, Sendable, CustomStringConvertible {
+    public var key: String
+    public var reason: String
+    public var description: String { "\(key): \(reason)" }
+}
+
+extension ReceiverConfiguration.Setting {
+    static func string(_ flag: String, _ env: String, _ help: String, _ value: String,
+                       _ apply: @escaping @Sendable (inout ReceiverConfiguration, String) -> Void) -> Self {
+        .init(flag: flag, environment: env, help: help, defaultValue: value) { configuration, text throws(ConfigurationError) in
+            guard !text.isEmpty else { throw ConfigurationError(key: flag, reason: "must not be empty") }
+            apply(&configuration, text)
+        }
+    }
+
+    static func int(_ flag: String, _ env: String, _ help: String, _ value: Int, range: ClosedRange<Int>,
+                    _ apply: @escaping @Sendable (inout ReceiverConfiguration, Int) -> Void) -> Self {
+        .init(flag: flag, environment: env, help: help, defaultValue: "\(value)") { configuration, text throws(ConfigurationError) in
+            guard let number = Int(text.trimmingASCIIWhitespace()), range.contains(number) else {
+                throw ConfigurationError(key: flag, reason: "'\(text)' is not a whole number in \(range.lowerBound)...\(range.upperBound)")
+            }
+            apply(&configuration, number)
+        }
+    }
+
+    static func seconds(_ flag: String, _ env: String, _ help: String, _ value: Double,
+                        _ apply: @escaping @Sendable (inout ReceiverConfiguration, Double) -> Void) -> Self {
+        .init(flag: flag, environment: env, help: help, defaultValue: value.formatted) { configuration, text throws(ConfigurationError) in
+            guard let number = Double(text.trimmingASCIIWhitespace()), number > 0, number <= 86_400 else {
+                throw ConfigurationError(key: flag, reason: "'\(text)' is not a number of seconds in (0, 86400]")
+            }
+            apply(&configuration, number)
+        }
+    }
+
+    static func choice(_ flag: String, _ env: String, _ help: String, _ value: String, _ choices: [String],
+                       _ apply: @escaping @Sendable (inout ReceiverConfiguration, String) -> Void) -> Self {
+        .init(flag: flag, environment: env, help: help, defaultValue: value) { configuration, text throws(ConfigurationError) in
+            let lowered = text.lowercased()
+            guard choices.contains(lowered) else {
+                throw ConfigurationError(key: flag, reason: "'\(text)' is not one of \(choices.joined(separator: ", "))")
+            }
+            apply(&configuration, lowered)
+        }
+    }
+}
+
+extension Double {
+    var formatted: String { self == rounded() ? "\(Int(self))" : "\(self)" }
+}

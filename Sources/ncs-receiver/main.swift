@@ -1,0 +1,97 @@
+import ArgumentParser
+import Foundation
+import Logging
+import ReceiverApp
+import ServiceLifecycle
+import UnixSignals
+
+@main
+struct NCSReceiverCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "ncs-receiver",
+        abstract: "Receive Agora Cloud Recording notification callbacks (NCS), keep them, and keep recordings alive.",
+        version: ReceiverApp.version,
+        subcommands: [Serve.self],
+        defaultSubcommand: nil
+    )
+}
+
+struct Serve: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Run the receiver: the public listener for Agora's callbacks and the admin listener.",
+        discussion: """
+        Every option can also be set from the environment variable shown in brackets; a flag wins \
+        over the environment. Secrets are never taken from flags (they would show in process listings).
+
+        SIGTERM or SIGINT stops accepting, lets requests in flight finish (up to --drain-timeout), then exits.
+        """
+    )
+
+    @Option(help: .init(help(for: "host"), valueName: "address")) var host: String?
+    @Option(help: .init(help(for: "port"), valueName: "port")) var port: Int?
+    @Option(name: .customLong("admin-host"), help: .init(help(for: "admin-host"), valueName: "address")) var adminHost: String?
+    @Option(name: .customLong("admin-port"), help: .init(help(for: "admin-port"), valueName: "port")) var adminPort: Int?
+    @Option(name: .customLong("max-body-bytes"), help: .init(help(for: "max-body-bytes"), valueName: "bytes")) var maxBodyBytes: Int?
+    @Option(name: .customLong("max-header-bytes"), help: .init(help(for: "max-header-bytes"), valueName: "bytes")) var maxHeaderBytes: Int?
+    @Option(name: .customLong("max-header-fields"), help: .init(help(for: "max-header-fields"), valueName: "n")) var maxHeaderFields: Int?
+    @Option(name: .customLong("max-connections"), help: .init(help(for: "max-connections"), valueName: "n")) var maxConnections: Int?
+    @Option(name: .customLong("header-timeout"), help: .init(help(for: "header-timeout"), valueName: "seconds")) var headerTimeout: Double?
+    @Option(name: .customLong("body-timeout"), help: .init(help(for: "body-timeout"), valueName: "seconds")) var bodyTimeout: Double?
+    @Option(name: .customLong("idle-timeout"), help: .init(help(for: "idle-timeout"), valueName: "seconds")) var idleTimeout: Double?
+    @Option(name: .customLong("max-requests-per-connection"), help: .init(help(for: "max-requests-per-connection"), valueName: "n")) var maxRequestsPerConnection: Int?
+    @Option(name: .customLong("drain-timeout"), help: .init(help(for: "drain-timeout"), valueName: "seconds")) var drainTimeout: Double?
+    @Option(name: .customLong("io-queues"), help: .init(help(for: "io-queues"), valueName: "n")) var ioQueues: Int?
+    @Option(name: .customLong("log-level"), help: .init(help(for: "log-level"), valueName: "level")) var logLevel: String?
+    @Option(name: .customLong("log-format"), help: .init(help(for: "log-format"), valueName: "format")) var logFormat: String?
+
+    static func help(for flag: String) -> String {
+        guard let setting = ReceiverConfiguration.settings.first(where: { $0.flag == flag }) else { return "" }
+        return "\(setting.help) [env: \(setting.environment)] (default: \(setting.defaultValue))"
+    }
+
+    var flagValues: [String: String] {
+        var values: [String: String] = [:]
+        values["host"] = host
+        values["port"] = port.map(String.init)
+        values["admin-host"] = adminHost
+        values["admin-port"] = adminPort.map(String.init)
+        values["max-body-bytes"] = maxBodyBytes.map(String.init)
+        values["max-header-bytes"] = maxHeaderBytes.map(String.init)
+        values["max-header-fields"] = maxHeaderFields.map(String.init)
+        values["max-connections"] = maxConnections.map(String.init)
+        values["header-timeout"] = headerTimeout.map { "\($0)" }
+        values["body-timeout"] = bodyTimeout.map { "\($0)" }
+        values["idle-timeout"] = idleTimeout.map { "\($0)" }
+        values["max-requests-per-connection"] = maxRequestsPerConnection.map(String.init)
+        values["drain-timeout"] = drainTimeout.map { "\($0)" }
+        values["io-queues"] = ioQueues.map(String.init)
+        values["log-level"] = logLevel
+        values["log-format"] = logFormat
+        return values
+    }
+
+    func run() async throws {
+        let configuration: ReceiverConfiguration
+        do {
+            configuration = try ReceiverConfiguration.resolve(flags: flagValues, environment: ProcessInfo.processInfo.environment)
+        } catch {
+            throw ValidationError("invalid configuration: \(error)")
+        }
+        let level = Logger.Level(rawValue: configuration.logLevel) ?? .info
+        LoggingSystem.bootstrap { label in
+            var handler = StreamLogHandler.standardError(label: label)
+            handler.logLevel = level
+            return handler
+        }
+        let logger = Logger(label: "ncs-receiver")
+        let app = ReceiverApp(configuration: configuration, logger: logger)
+        let group = ServiceGroup(
+            configuration: .init(
+                services: app.services.map { .init(service: $0) },
+                gracefulShutdownSignals: [.sigterm, .sigint],
+                logger: logger
+            )
+        )
+        try await group.run()
+    }
+}
