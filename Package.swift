@@ -75,6 +75,12 @@ let package = Package(
         ),
 
         // MARK: - Testing
+        // The server measured by Tests/Benchmarks/http-bench.sh.
+        .executableTarget(
+            name: "http-bench-server",
+            dependencies: ["HTTPServer", .product(name: "Logging", package: "swift-log")],
+            path: "Tests/Benchmarks/HTTPBenchServer"
+        ),
         // Shared test support: fixture loader, raw-bytes loopback client, process handles.
         .target(name: "ReceiverTesting", dependencies: ["HTTPCore"]),
         .testTarget(name: "HTTPCoreTests", dependencies: ["HTTPCore", "ReceiverTesting"]),

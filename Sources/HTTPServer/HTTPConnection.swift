@@ -45,11 +45,9 @@ final class HTTPConnection: @unchecked Sendable {
     let loop: IOLoop
     unowned let server: HTTPServer
 
-    private var readSource: (any DispatchSourceRead)?
-    private var writeSource: (any DispatchSourceWrite)?
-    private var writeSourceResumed = false
-    private var readSuspended = false
-    private var sourcesToCancel = 0
+    /// What the loop's poller watches for: read unless back-pressured, write while bytes wait.
+    private var interest: IOLoop.Interest = .read
+    private var readSuspended: Bool { !interest.contains(.read) }
 
     private var parser: HTTPRequestParser
     private var pending: [UInt8] = []
@@ -83,16 +81,13 @@ final class HTTPConnection: @unchecked Sendable {
     // MARK: - Lifecycle
 
     func start() {
-        let source = DispatchSource.makeReadSource(fileDescriptor: fd, queue: loop.queue)
-        source.setEventHandler { [unowned self] in self.readable() }
-        source.setCancelHandler { [self] in self.sourceCancelled() }
-        readSource = source
-        sourcesToCancel = 1
         // A new connection must deliver its first head within the header timeout, whether or not
         // it sends anything: an idle socket from a slowloris costs a descriptor until then.
         phase = .head
         deadline = now() + configuration.headerReadTimeout.nanoseconds
-        source.resume()
+        if !loop.register(self) {
+            close()
+        }
     }
 
     /// Closes at once. Safe to call more than once.
@@ -100,16 +95,8 @@ final class HTTPConnection: @unchecked Sendable {
         guard phase != .closed else { return }
         phase = .closed
         deadline = 0
-        if let writeSource {
-            if !writeSourceResumed { writeSource.resume() }
-            writeSource.cancel()
-            sourcesToCancel += 1
-        }
-        if let readSource {
-            if readSuspended { readSource.resume(); readSuspended = false }
-            readSource.cancel()
-        }
-        loop.connections[id] = nil
+        loop.unregister(self)
+        Glibc.close(fd)
         pending = []
         outbound = []
         if let stream {
@@ -119,14 +106,10 @@ final class HTTPConnection: @unchecked Sendable {
         server.connectionClosed()
     }
 
-    /// The descriptor is closed only after every source on it is cancelled (Dispatch's rule).
-    private func sourceCancelled() {
-        sourcesToCancel -= 1
-        if sourcesToCancel == 0 {
-            Glibc.close(fd)
-            readSource = nil
-            writeSource = nil
-        }
+    private func setInterest(_ new: IOLoop.Interest) {
+        guard new != interest, phase != .closed else { return }
+        interest = new
+        loop.update(self, interest: new)
     }
 
     /// Graceful shutdown: idle connections close now; busy ones close after their response.
@@ -159,8 +142,13 @@ final class HTTPConnection: @unchecked Sendable {
 
     // MARK: - Reading
 
-    private func readable() {
+    func readable(hangup: Bool) {
         guard phase != .closed else { return }
+        if readSuspended {
+            // Reading is paused, but the peer reset or fully closed: nothing can be delivered.
+            if hangup { close() }
+            return
+        }
         let buffer = loop.readBuffer
         let count = read(fd, buffer.baseAddress, buffer.count)
         if count > 0 {
@@ -204,15 +192,12 @@ final class HTTPConnection: @unchecked Sendable {
     }
 
     private func suspendReading() {
-        guard !readSuspended, let readSource else { return }
-        readSource.suspend()
-        readSuspended = true
+        setInterest(interest.subtracting(.read))
     }
 
     private func resumeReading() {
-        guard readSuspended, let readSource, !peerShutWrite else { return }
-        readSource.resume()
-        readSuspended = false
+        guard !peerShutWrite else { return }
+        setInterest(interest.union(.read))
     }
 
     /// Parses as many requests as the buffered bytes allow, handing each to the handler in turn.
@@ -417,28 +402,17 @@ final class HTTPConnection: @unchecked Sendable {
 
     private func waitUntilWritable() {
         deadline = now() + configuration.writeTimeout.nanoseconds
-        if writeSource == nil {
-            let source = DispatchSource.makeWriteSource(fileDescriptor: fd, queue: loop.queue)
-            source.setEventHandler { [unowned self] in
-                if self.phase != .closed {
-                    self.deadline = self.now() + self.configuration.writeTimeout.nanoseconds
-                    self.flush()
-                }
-            }
-            source.setCancelHandler { [self] in self.sourceCancelled() }
-            writeSource = source
-        }
-        if !writeSourceResumed {
-            writeSource!.resume()
-            writeSourceResumed = true
-        }
+        setInterest(interest.union(.write))
+    }
+
+    func writable() {
+        guard phase != .closed, interest.contains(.write) else { return }
+        deadline = now() + configuration.writeTimeout.nanoseconds
+        flush()
     }
 
     private func stopWaitingForWritable() {
-        if writeSourceResumed, let writeSource {
-            writeSource.suspend()
-            writeSourceResumed = false
-        }
+        if interest.contains(.write) { setInterest(interest.subtracting(.write)) }
     }
 
     /// Everything queued has reached the socket.
@@ -485,6 +459,6 @@ final class HTTPConnection: @unchecked Sendable {
         phase = .lingering
         pending = []
         deadline = now() + configuration.lingerTimeout.nanoseconds
-        if readSuspended, let readSource { readSource.resume(); readSuspended = false }
+        setInterest(.read)
     }
 }

@@ -53,7 +53,8 @@ public final class HTTPServer: @unchecked Sendable {
         self.handler = handler
         self.onProtocolError = onProtocolError
         let label = "http.\(configuration.port)"
-        self.loops = (0..<max(1, configuration.ioQueueCount)).map { IOLoop(index: $0, label: label) }
+        // epoll_create1 fails only when the process is out of descriptors at start-up.
+        self.loops = (0..<max(1, configuration.ioQueueCount)).map { try! IOLoop(index: $0, label: label) }
         self.acceptQueue = DispatchQueue(label: "\(label).accept")
     }
 
@@ -90,7 +91,7 @@ public final class HTTPServer: @unchecked Sendable {
         let timeouts = [configuration.headerReadTimeout, configuration.bodyReadTimeout, configuration.idleTimeout,
                         configuration.writeTimeout, configuration.lingerTimeout]
         let sweep = min(max(timeouts.min()! / 4, .milliseconds(5)), .milliseconds(250))
-        for loop in loops { loop.queue.async { loop.startSweeping(every: sweep) } }
+        for loop in loops { loop.queue.async { loop.start(sweepEvery: sweep) } }
         source.resume()
         logger.info("listening", metadata: ["address": "\(bound)", "io.queues": "\(loops.count)"])
     }
@@ -163,7 +164,7 @@ public final class HTTPServer: @unchecked Sendable {
             for loop in loops {
                 loop.queue.async(group: group) {
                     for connection in Array(loop.connections.values) { connection.close() }
-                    loop.stopSweeping()
+                    loop.stop()
                 }
             }
             group.notify(queue: acceptQueue) { [self] in
@@ -203,9 +204,7 @@ public final class HTTPServer: @unchecked Sendable {
                 let id = connectionIDs.add(1, ordering: .relaxed).newValue
                 let loop = loops[nextLoop.add(1, ordering: .relaxed).newValue % loops.count]
                 loop.queue.async { [self] in
-                    let connection = HTTPConnection(id: id, fd: fd, peer: peer, loop: loop, server: self)
-                    loop.connections[id] = connection
-                    connection.start()
+                    HTTPConnection(id: id, fd: fd, peer: peer, loop: loop, server: self).start()
                 }
             case .wouldBlock:
                 return

@@ -1,3 +1,4 @@
+import CSystemShims
 import Dispatch
 import HTTPCore
 #if canImport(Glibc)
@@ -6,6 +7,12 @@ import Glibc
 
 /// One serial queue and the connections it owns. Everything in here is touched only on `queue`,
 /// which is what makes the `@unchecked Sendable` true: a connection never sees two threads.
+///
+/// Readiness: the loop keeps its connections in one epoll set and watches that set's descriptor
+/// with a single `DispatchSourceRead`. One Dispatch wake-up then serves every connection that is
+/// ready, instead of one wake-up, one thread hop and one `epoll_ctl` re-arm per connection event
+/// as with a source per descriptor (measured: about 1.6x the requests per second; README,
+/// "Performance").
 final class IOLoop: @unchecked Sendable {
     let index: Int
     let queue: DispatchQueue
@@ -15,19 +22,32 @@ final class IOLoop: @unchecked Sendable {
     /// Shared read buffer: a read handler reads into it and is done with it before returning,
     /// so one per queue serves every connection without a per-connection 64 KiB buffer.
     let readBuffer: UnsafeMutableRawBufferPointer
+    private let poller: Int32
+    private var pollerSource: (any DispatchSourceRead)?
+    private let readyTokens: UnsafeMutablePointer<UInt64>
+    private let readyEvents: UnsafeMutablePointer<UInt32>
+    private static let batch = 256
     private var sweepTimer: (any DispatchSourceTimer)?
     private var cachedDateSecond = -1
     private var cachedDate: [UInt8] = []
 
-    init(index: Int, label: String) {
+    init(index: Int, label: String) throws {
         self.index = index
         self.queue = DispatchQueue(label: "\(label).io.\(index)")
+        let poller = csystem_poller_create()
+        guard poller >= 0 else { throw SocketError.last("epoll_create1") }
+        self.poller = poller
         self.readBuffer = .allocate(byteCount: 64 * 1024, alignment: 16)
+        self.readyTokens = .allocate(capacity: Self.batch)
+        self.readyEvents = .allocate(capacity: Self.batch)
         queue.setSpecific(key: Self.key, value: index + 1)
     }
 
     deinit {
+        Glibc.close(poller)
         readBuffer.deallocate()
+        readyTokens.deallocate()
+        readyEvents.deallocate()
     }
 
     var isCurrent: Bool { DispatchQueue.getSpecific(key: Self.key) == index + 1 }
@@ -38,20 +58,17 @@ final class IOLoop: @unchecked Sendable {
         if isCurrent { body() } else { queue.async(execute: body) }
     }
 
-    /// The Date header value, formatted once per second per queue.
-    var httpDate: [UInt8] {
-        let now = time(nil)
-        if now != cachedDateSecond {
-            cachedDateSecond = now
-            cachedDate = Array(HTTPDate.format(epochSeconds: now).utf8)
-        }
-        return cachedDate
-    }
+    // MARK: - Readiness
 
-    func startSweeping(every interval: Duration) {
+    func start(sweepEvery interval: Duration) {
+        let source = DispatchSource.makeReadSource(fileDescriptor: poller, queue: queue)
+        source.setEventHandler { [unowned self] in self.dispatchReadyConnections() }
+        source.resume()
+        pollerSource = source
+
         let timer = DispatchSource.makeTimerSource(queue: queue)
-        let nanos = max(interval.nanoseconds, 5_000_000)
-        timer.schedule(deadline: .now() + .nanoseconds(Int(nanos)), repeating: .nanoseconds(Int(nanos)), leeway: .nanoseconds(Int(nanos / 4)))
+        let nanos = Int(max(interval.nanoseconds, 5_000_000))
+        timer.schedule(deadline: .now() + .nanoseconds(nanos), repeating: .nanoseconds(nanos), leeway: .nanoseconds(nanos / 4))
         timer.setEventHandler { [unowned self] in
             let now = DispatchTime.now().uptimeNanoseconds
             for connection in Array(self.connections.values) { connection.checkDeadline(now: now) }
@@ -60,8 +77,63 @@ final class IOLoop: @unchecked Sendable {
         sweepTimer = timer
     }
 
-    func stopSweeping() {
+    func stop() {
         sweepTimer?.cancel()
         sweepTimer = nil
+        pollerSource?.cancel()
+        pollerSource = nil
+    }
+
+    private func dispatchReadyConnections() {
+        // Events that arrive while a batch is handled are picked up by polling again here, a few
+        // rounds at most, rather than by another trip through Dispatch's wake-up for each.
+        for _ in 0..<4 {
+            let count = csystem_poller_poll(poller, readyTokens, readyEvents, Int32(Self.batch))
+            guard count > 0 else { return }
+            handleReady(count: Int(count))
+        }
+    }
+
+    private func handleReady(count: Int) {
+        for slot in 0..<count {
+            // A connection closed earlier in this batch is simply gone; ids are never reused,
+            // so a recycled descriptor cannot be mistaken for it.
+            guard let connection = connections[Int(truncatingIfNeeded: readyTokens[slot])] else { continue }
+            let events = readyEvents[slot]
+            if events & UInt32(CSYSTEM_EVENT_WRITE) != 0 { connection.writable() }
+            if events & UInt32(CSYSTEM_EVENT_READ | CSYSTEM_EVENT_HANGUP | CSYSTEM_EVENT_ERROR) != 0 {
+                connection.readable(hangup: events & UInt32(CSYSTEM_EVENT_HANGUP | CSYSTEM_EVENT_ERROR) != 0)
+            }
+        }
+    }
+
+    struct Interest: OptionSet {
+        let rawValue: UInt32
+        static let read = Interest(rawValue: UInt32(CSYSTEM_EVENT_READ))
+        static let write = Interest(rawValue: UInt32(CSYSTEM_EVENT_WRITE))
+    }
+
+    func register(_ connection: HTTPConnection) -> Bool {
+        connections[connection.id] = connection
+        return csystem_poller_control(poller, 0, connection.fd, Interest.read.rawValue, UInt64(connection.id)) == 0
+    }
+
+    func update(_ connection: HTTPConnection, interest: Interest) {
+        _ = csystem_poller_control(poller, 1, connection.fd, interest.rawValue, UInt64(connection.id))
+    }
+
+    func unregister(_ connection: HTTPConnection) {
+        _ = csystem_poller_control(poller, 2, connection.fd, 0, 0)
+        connections[connection.id] = nil
+    }
+
+    /// The Date header value, formatted once per second per queue.
+    var httpDate: [UInt8] {
+        let now = time(nil)
+        if now != cachedDateSecond {
+            cachedDateSecond = now
+            cachedDate = Array(HTTPDate.format(epochSeconds: now).utf8)
+        }
+        return cachedDate
     }
 }

@@ -1,0 +1,196 @@
+import Foundation
+import HTTPCore
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// A blocking loopback client that sends exact bytes and reads exact bytes, for tests that must
+/// see what goes over the wire (framing, pipelining, half-close, resets).
+public final class RawHTTPClient {
+    public let fd: Int32
+    private var buffered: [UInt8] = []
+
+    public struct Error: Swift.Error, CustomStringConvertible {
+        public var description: String
+        public init(_ description: String) { self.description = description }
+    }
+
+    /// Connects to `host:port` (IPv4 or IPv6 literal) with a receive timeout.
+    public init(host: String = "127.0.0.1", port: Int, timeout: Double = 5) throws {
+        let isV6 = host.contains(":")
+        fd = socket(isV6 ? AF_INET6 : AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        guard fd >= 0 else { throw Error("socket: errno \(errno)") }
+        var tv = timeval(tv_sec: Int(timeout), tv_usec: Int((timeout - Double(Int(timeout))) * 1_000_000))
+        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
+        var one: Int32 = 1
+        setsockopt(fd, Int32(IPPROTO_TCP), TCP_NODELAY, &one, socklen_t(MemoryLayout<Int32>.size))
+        let result: Int32
+        if isV6 {
+            var address = sockaddr_in6()
+            address.sin6_family = sa_family_t(AF_INET6)
+            address.sin6_port = in_port_t(UInt16(port).bigEndian)
+            inet_pton(AF_INET6, host, &address.sin6_addr)
+            result = withUnsafePointer(to: &address) {
+                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in6>.size)) }
+            }
+        } else {
+            var address = sockaddr_in()
+            address.sin_family = sa_family_t(AF_INET)
+            address.sin_port = in_port_t(UInt16(port).bigEndian)
+            inet_pton(AF_INET, host, &address.sin_addr)
+            result = withUnsafePointer(to: &address) {
+                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+            }
+        }
+        guard result == 0 else {
+            let error = errno
+            Glibc.close(fd)
+            throw Error("connect to \(host):\(port): errno \(error)")
+        }
+    }
+
+    deinit { Glibc.close(fd) }
+
+    public func send(_ text: String) throws { try send(Array(text.utf8)) }
+
+    public func send(_ bytes: [UInt8]) throws {
+        var offset = 0
+        while offset < bytes.count {
+            let n = bytes.withUnsafeBytes { Glibc.send(fd, $0.baseAddress! + offset, bytes.count - offset, Int32(MSG_NOSIGNAL)) }
+            guard n > 0 else { throw Error("send: errno \(errno)") }
+            offset += n
+        }
+    }
+
+    /// Sends one byte at a time, each in its own segment.
+    public func sendByteByByte(_ text: String, pause: Double = 0) throws {
+        for byte in text.utf8 {
+            try send([byte])
+            if pause > 0 { usleep(UInt32(pause * 1_000_000)) }
+        }
+    }
+
+    public func shutdownWrite() { shutdown(fd, Int32(SHUT_WR)) }
+
+    /// Closes with RST instead of FIN (SO_LINGER 0): an abrupt client reset.
+    public func reset() {
+        var value = linger(l_onoff: 1, l_linger: 0)
+        setsockopt(fd, SOL_SOCKET, SO_LINGER, &value, socklen_t(MemoryLayout<linger>.size))
+        shutdown(fd, Int32(SHUT_RDWR))
+    }
+
+    /// Reads until `count` bytes are buffered, EOF or timeout.
+    private func fill(atLeast count: Int) throws -> Bool {
+        var chunk = [UInt8](repeating: 0, count: 65536)
+        while buffered.count < count {
+            let n = chunk.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
+            if n > 0 { buffered.append(contentsOf: chunk[..<n]); continue }
+            if n == 0 { return false }
+            throw Error(errno == EAGAIN ? "timed out reading" : "recv: errno \(errno)")
+        }
+        return true
+    }
+
+    private func readLine() throws -> String? {
+        while true {
+            if let index = buffered.firstIndex(of: 10), index > 0, buffered[index - 1] == 13 {
+                let line = String(decoding: buffered[..<(index - 1)], as: UTF8.self)
+                buffered.removeFirst(index + 1)
+                return line
+            }
+            guard try fill(atLeast: buffered.count + 1) else { return nil }
+        }
+    }
+
+    public struct Response: CustomStringConvertible {
+        public var status: Int
+        public var reason: String
+        public var version: String
+        public var headers: HTTPHeaders
+        public var body: [UInt8]
+        public var bodyText: String { String(decoding: body, as: UTF8.self) }
+        public var description: String { "\(version) \(status) \(reason) \(headers.map { "\($0.name): \($0.value)" }) \(bodyText)" }
+
+        /// The `error` member of a JSON error body.
+        public var errorCode: String? {
+            guard let object = try? JSONSerialization.jsonObject(with: Data(body)) as? [String: Any] else { return nil }
+            return object["error"] as? String
+        }
+    }
+
+    /// Reads one response. `head` true means it answers a HEAD (no body whatever the length).
+    /// Returns nil on a clean EOF before any byte.
+    public func readResponse(head: Bool = false) throws -> Response? {
+        guard let statusLine = try readLine() else { return nil }
+        let parts = statusLine.split(separator: " ", maxSplits: 2, omittingEmptySubsequences: false)
+        guard parts.count >= 2, let status = Int(parts[1]) else { throw Error("bad status line '\(statusLine)'") }
+        var headers = HTTPHeaders()
+        while let line = try readLine(), !line.isEmpty {
+            guard let colon = line.firstIndex(of: ":") else { throw Error("bad header '\(line)'") }
+            headers.add(name: String(line[..<colon]), value: String(line[line.index(after: colon)...].trimmingASCIIWhitespace()))
+        }
+        var response = Response(status: status, reason: parts.count > 2 ? String(parts[2]) : "", version: String(parts[0]), headers: headers, body: [])
+        if head || status == 100 || status == 204 || status == 304 { return response }
+        if let length = headers["Content-Length"].flatMap({ Int($0) }) {
+            guard try fill(atLeast: length) else { throw Error("EOF inside body") }
+            response.body = Array(buffered[..<length])
+            buffered.removeFirst(length)
+        } else if headers["Transfer-Encoding"]?.lowercased() == "chunked" {
+            while true {
+                guard let sizeLine = try readLine(), let size = Int(sizeLine.split(separator: ";")[0], radix: 16) else {
+                    throw Error("bad chunk size")
+                }
+                if size == 0 {
+                    while let trailer = try readLine(), !trailer.isEmpty {}
+                    break
+                }
+                guard try fill(atLeast: size + 2) else { throw Error("EOF inside chunk") }
+                response.body.append(contentsOf: buffered[..<size])
+                buffered.removeFirst(size + 2)
+            }
+        } else {
+            while try fill(atLeast: buffered.count + 1) {}
+            response.body = buffered
+            buffered = []
+        }
+        return response
+    }
+
+    /// Reads a chunk-size line and its data from a chunked stream (for streaming tests).
+    public func readChunk() throws -> [UInt8]? {
+        guard let sizeLine = try readLine(), let size = Int(sizeLine, radix: 16) else { return nil }
+        if size == 0 { _ = try readLine(); return [] }
+        guard try fill(atLeast: size + 2) else { return nil }
+        let data = Array(buffered[..<size])
+        buffered.removeFirst(size + 2)
+        return data
+    }
+
+    /// True when the server has closed: recv returns 0 (or a reset) within the timeout.
+    public func isClosedByPeer() -> Bool {
+        if !buffered.isEmpty { return false }
+        var byte: UInt8 = 0
+        let n = recv(fd, &byte, 1, 0)
+        if n == 0 { return true }
+        if n < 0 && errno == ECONNRESET { return true }
+        if n > 0 { buffered.append(byte) }
+        return false
+    }
+
+    /// A whole request as bytes: `POST /path` with a body, Host and Content-Length set.
+    public static func request(_ method: String, _ target: String, body: String? = nil, headers: [(String, String)] = []) -> String {
+        var text = "\(method) \(target) HTTP/1.1\r\nHost: test\r\n"
+        for (name, value) in headers { text += "\(name): \(value)\r\n" }
+        if let body { text += "Content-Length: \(body.utf8.count)\r\n\r\n\(body)" } else { text += "\r\n" }
+        return text
+    }
+}
+
+/// Counts this process's open descriptors (Linux /proc), for leak checks.
+public func openFileDescriptorCount() -> Int {
+    (try? FileManager.default.contentsOfDirectory(atPath: "/proc/self/fd").count) ?? -1
+}
+
+/// The repository's top folder, found from this file's path (no bundle resources needed).
+public let repositoryRoot: URL = URL(fileURLWithPath: #filePath)
+    .deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
