@@ -1,0 +1,251 @@
+// JSONValue: an order-preserving, lossless-for-integers JSON value.
+//
+// Agora sends 13-digit millisecond timestamps and uids up to 2^32; a Double-only model would
+// be exact for those, but we keep integers as `Int64` anyway so that every integer that fits
+// round-trips byte-for-byte, and so that `1` and `1.0` stay distinguishable. Object members
+// keep the order in which they were received (and duplicate keys are kept; lookups return the
+// LAST occurrence, as JavaScript's and Python's parsers do).
+
+/// An ordered JSON object. Members keep their received order; duplicate keys are preserved.
+public struct JSONObject: Sendable, Hashable, Sequence, ExpressibleByDictionaryLiteral {
+    public struct Member: Sendable, Hashable {
+        public var key: String
+        public var value: JSONValue
+        public init(key: String, value: JSONValue) {
+            self.key = key
+            self.value = value
+        }
+    }
+
+    public var members: [Member]
+
+    public init() { members = [] }
+    public init(_ members: [Member]) { self.members = members }
+    public init(dictionaryLiteral elements: (String, JSONValue)...) {
+        members = elements.map { Member(key: $0.0, value: $0.1) }
+    }
+
+    public var count: Int { members.count }
+    public var isEmpty: Bool { members.isEmpty }
+    public var keys: [String] { members.map(\.key) }
+
+    public func makeIterator() -> IndexingIterator<[Member]> { members.makeIterator() }
+
+    /// Reading returns the last member with that key. Writing replaces the value of the last
+    /// member with that key in place (keeping its position), appends a new member if there is
+    /// none, and removes every member with that key when set to `nil`.
+    public subscript(key: String) -> JSONValue? {
+        get {
+            var i = members.count
+            while i > 0 {
+                i -= 1
+                if members[i].key == key { return members[i].value }
+            }
+            return nil
+        }
+        set {
+            if let newValue {
+                if let i = members.lastIndex(where: { $0.key == key }) {
+                    members[i].value = newValue
+                } else {
+                    members.append(Member(key: key, value: newValue))
+                }
+            } else {
+                members.removeAll { $0.key == key }
+            }
+        }
+    }
+
+    /// Appends a member without checking for duplicates.
+    public mutating func append(_ key: String, _ value: JSONValue) {
+        members.append(Member(key: key, value: value))
+    }
+}
+
+/// A JSON value. Integers that fit in `Int64` are `.int`; every other number is `.double`.
+public enum JSONValue: Sendable, Hashable {
+    case null
+    case bool(Bool)
+    case int(Int64)
+    case double(Double)
+    case string(String)
+    case array([JSONValue])
+    case object(JSONObject)
+}
+
+// MARK: - Accessors
+
+extension JSONValue {
+    public subscript(key: String) -> JSONValue? {
+        if case .object(let o) = self { return o[key] }
+        return nil
+    }
+
+    public subscript(index: Int) -> JSONValue? {
+        if case .array(let a) = self, a.indices.contains(index) { return a[index] }
+        return nil
+    }
+
+    public var stringValue: String? {
+        if case .string(let s) = self { return s }
+        return nil
+    }
+
+    public var int64Value: Int64? {
+        if case .int(let i) = self { return i }
+        return nil
+    }
+
+    public var doubleValue: Double? {
+        switch self {
+        case .int(let i): return Double(i)
+        case .double(let d): return d
+        default: return nil
+        }
+    }
+
+    public var boolValue: Bool? {
+        if case .bool(let b) = self { return b }
+        return nil
+    }
+
+    public var objectValue: JSONObject? {
+        if case .object(let o) = self { return o }
+        return nil
+    }
+
+    public var arrayValue: [JSONValue]? {
+        if case .array(let a) = self { return a }
+        return nil
+    }
+
+    public var isNull: Bool {
+        if case .null = self { return true }
+        return false
+    }
+
+    /// A short type name for error messages ("string", "object", …). Never the value itself.
+    public var typeDescription: String {
+        switch self {
+        case .null: return "null"
+        case .bool: return "boolean"
+        case .int: return "integer"
+        case .double: return "number"
+        case .string: return "string"
+        case .array: return "array"
+        case .object: return "object"
+        }
+    }
+}
+
+// MARK: - Literals
+
+extension JSONValue: ExpressibleByNilLiteral, ExpressibleByBooleanLiteral, ExpressibleByIntegerLiteral,
+    ExpressibleByFloatLiteral, ExpressibleByStringLiteral, ExpressibleByArrayLiteral,
+    ExpressibleByDictionaryLiteral
+{
+    public init(nilLiteral: ()) { self = .null }
+    public init(booleanLiteral value: Bool) { self = .bool(value) }
+    public init(integerLiteral value: Int64) { self = .int(value) }
+    public init(floatLiteral value: Double) { self = .double(value) }
+    public init(stringLiteral value: String) { self = .string(value) }
+    public init(arrayLiteral elements: JSONValue...) { self = .array(elements) }
+    public init(dictionaryLiteral elements: (String, JSONValue)...) {
+        self = .object(JSONObject(elements.map { JSONObject.Member(key: $0.0, value: $0.1) }))
+    }
+}
+
+// MARK: - Encoding
+
+extension JSONValue {
+    /// Compact, deterministic JSON: object members in stored order, no whitespace, non-ASCII
+    /// left as UTF-8, control characters escaped. Non-finite doubles (which the parser never
+    /// produces) are written as `null`.
+    public func jsonBytes() -> [UInt8] {
+        var out: [UInt8] = []
+        out.reserveCapacity(256)
+        JSONWriter.write(self, into: &out, pretty: false, indent: 0)
+        return out
+    }
+
+    /// The same as `jsonBytes()` as a String; `pretty` indents with two spaces (for fixtures and docs).
+    public func jsonString(pretty: Bool = false) -> String {
+        var out: [UInt8] = []
+        out.reserveCapacity(256)
+        JSONWriter.write(self, into: &out, pretty: pretty, indent: 0)
+        return String(decoding: out, as: UTF8.self)
+    }
+}
+
+enum JSONWriter {
+    private static let hex: [UInt8] = Array("0123456789abcdef".utf8)
+
+    static func write(_ value: JSONValue, into out: inout [UInt8], pretty: Bool, indent: Int) {
+        switch value {
+        case .null:
+            out.append(contentsOf: [0x6E, 0x75, 0x6C, 0x6C])  // null
+        case .bool(let b):
+            if b { out.append(contentsOf: [0x74, 0x72, 0x75, 0x65]) } else { out.append(contentsOf: [0x66, 0x61, 0x6C, 0x73, 0x65]) }
+        case .int(let i):
+            out.append(contentsOf: String(i).utf8)
+        case .double(let d):
+            if d.isFinite {
+                // Swift's description is the shortest round-tripping form and is valid JSON
+                // ("1.5", "1e-07", "1e+20", "-0.0").
+                out.append(contentsOf: d.description.utf8)
+            } else {
+                out.append(contentsOf: [0x6E, 0x75, 0x6C, 0x6C])
+            }
+        case .string(let s):
+            writeString(s, into: &out)
+        case .array(let a):
+            out.append(0x5B)
+            if a.isEmpty { out.append(0x5D); return }
+            for (n, element) in a.enumerated() {
+                if n > 0 { out.append(0x2C) }
+                if pretty { newline(&out, indent + 1) }
+                write(element, into: &out, pretty: pretty, indent: indent + 1)
+            }
+            if pretty { newline(&out, indent) }
+            out.append(0x5D)
+        case .object(let o):
+            out.append(0x7B)
+            if o.isEmpty { out.append(0x7D); return }
+            for (n, member) in o.members.enumerated() {
+                if n > 0 { out.append(0x2C) }
+                if pretty { newline(&out, indent + 1) }
+                writeString(member.key, into: &out)
+                out.append(0x3A)
+                if pretty { out.append(0x20) }
+                write(member.value, into: &out, pretty: pretty, indent: indent + 1)
+            }
+            if pretty { newline(&out, indent) }
+            out.append(0x7D)
+        }
+    }
+
+    private static func newline(_ out: inout [UInt8], _ level: Int) {
+        out.append(0x0A)
+        for _ in 0..<(level * 2) { out.append(0x20) }
+    }
+
+    static func writeString(_ s: String, into out: inout [UInt8]) {
+        out.append(0x22)
+        for byte in s.utf8 {
+            switch byte {
+            case 0x22: out.append(contentsOf: [0x5C, 0x22])
+            case 0x5C: out.append(contentsOf: [0x5C, 0x5C])
+            case 0x0A: out.append(contentsOf: [0x5C, 0x6E])
+            case 0x0D: out.append(contentsOf: [0x5C, 0x72])
+            case 0x09: out.append(contentsOf: [0x5C, 0x74])
+            case 0x08: out.append(contentsOf: [0x5C, 0x62])
+            case 0x0C: out.append(contentsOf: [0x5C, 0x66])
+            case 0x00..<0x20, 0x7F:
+                out.append(contentsOf: [0x5C, 0x75, 0x30, 0x30, hex[Int(byte >> 4)], hex[Int(byte & 0xF)]])
+            default:
+                out.append(byte)
+            }
+        }
+        out.append(0x22)
+    }
+}
