@@ -14,6 +14,8 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
         .package(url: "https://github.com/apple/swift-crypto", from: "3.12.3"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
+        .package(url: "https://github.com/groue/GRDB.swift", from: "7.10.0"),
+        .package(url: "https://github.com/vapor/postgres-nio", from: "1.33.2"),
     ],
     targets: [
         // MARK: - HTTP
@@ -36,8 +38,15 @@ let package = Package(
             name: "NCS",
             dependencies: [.product(name: "Crypto", package: "swift-crypto")]
         ),
-        // The storage contract and its implementations.
-        .target(name: "EventStore"),
+        // The storage contract and its implementations: in memory, SQLite (GRDB), PostgreSQL.
+        .target(
+            name: "EventStore",
+            dependencies: [
+                .product(name: "GRDB", package: "GRDB.swift"),
+                .product(name: "PostgresNIO", package: "postgres-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
         // Agora Cloud Recording REST client.
         .target(
             name: "CloudRecordingAPI",
@@ -87,6 +96,7 @@ let package = Package(
         .testTarget(name: "HTTPServerTests", dependencies: ["HTTPServer", "ReceiverTesting"]),
         .testTarget(name: "NCSTests", dependencies: ["NCS", "ReceiverTesting"]),
         .testTarget(name: "EventStoreTests", dependencies: ["EventStore", "ReceiverTesting"]),
+        .testTarget(name: "SimulatorTests", dependencies: ["Simulator", "NCS", "HTTPServer", "ReceiverTesting"]),
         .testTarget(name: "ReceiverAppTests", dependencies: ["ReceiverApp", "NCS", "ReceiverTesting"]),
     ]
 )

@@ -74,6 +74,8 @@ extension StringProtocol {
     /// ASCII-only case-insensitive comparison; header names and tokens are ASCII by grammar.
     @inlinable
     public func equalsIgnoringASCIICase(_ other: some StringProtocol) -> Bool {
+        // Most comparisons (a header name against a known one) differ in length: O(1) for native strings.
+        guard self.utf8.count == other.utf8.count else { return false }
         var lhs = self.utf8.makeIterator()
         var rhs = other.utf8.makeIterator()
         while true {

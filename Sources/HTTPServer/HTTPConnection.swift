@@ -288,7 +288,9 @@ final class HTTPConnection: @unchecked Sendable {
 
     /// Called on the loop by ``HTTPResponder``.
     func complete(generation: Int, response: HTTPResponse) {
-        guard phase == .handling, let current, current.generation == generation else { return }
+        guard phase == .handling, var current, current.generation == generation else { return }
+        // Shutdown may have begun while the handler worked: this answer is then the last.
+        if draining { current.keepAlive = false; self.current = current }
         let body = current.isHead ? [] : response.body
         outbound.reserveCapacity(outbound.count + 256 + body.count)
         HTTPResponseEncoder.appendHead(
@@ -305,6 +307,7 @@ final class HTTPConnection: @unchecked Sendable {
             state.connectionClosed()
             return
         }
+        if draining { current.keepAlive = false }
         // HTTP/1.0 has no chunked coding: the body ends when the connection does.
         let mode: HTTPResponseEncoder.BodyMode = current.version == .http1_1 ? .chunked : .untilClose
         if mode == .untilClose { current.keepAlive = false; self.current = current }

@@ -1,50 +1,193 @@
+import EventStore
+import Foundation
 import HTTPCore
 import HTTPServer
 import Logging
+import NCS
 import ServiceLifecycle
 
-/// The composition root: builds the listeners and their routes from a configuration.
+/// The composition root: opens the store, builds the pipeline, the listeners and their routes.
 public final class ReceiverApp: Sendable {
     public static let version = "0.1.0"
 
     public let configuration: ReceiverConfiguration
+    public let store: any EventStore
+    public let committer: GroupCommitter
+    public let ingestion: Ingestion
+    public let hub: SubscriberHub
     public let publicServer: HTTPServer
+    public let adminServer: HTTPServer
     private let logger: Logger
 
-    public init(configuration: ReceiverConfiguration, logger: Logger) {
-        self.configuration = configuration
-        self.logger = logger
-        var router = Router()
-        router.on("GET", "/healthz") { _ in
-            .json(200, "{\"status\":\"ok\",\"version\":\"\(ReceiverApp.version)\"}")
-        }
-        var serverLogger = logger
-        serverLogger[metadataKey: "listener"] = "public"
-        publicServer = HTTPServer(
-            configuration: configuration.serverConfiguration(host: configuration.publicHost, port: configuration.publicPort),
-            logger: serverLogger,
-            handler: router.handler
-        )
+    public struct StartupError: Error, CustomStringConvertible {
+        public var description: String
     }
 
-    /// The services to run under a ServiceGroup (SIGTERM/SIGINT drain them gracefully).
-    public var services: [any Service] {
-        [HTTPServerService(server: publicServer)]
+    /// Opens the store (running migrations) and builds everything; nothing listens yet.
+    public static func make(configuration: ReceiverConfiguration, logger: Logger) async throws -> ReceiverApp {
+        let secrets: [String]
+        let adminToken: String?
+        do {
+            secrets = try configuration.loadSecrets()
+            adminToken = try configuration.loadAdminToken()
+        } catch {
+            throw StartupError(description: "\(error)")
+        }
+        if secrets.isEmpty && !configuration.insecureNoVerify {
+            throw StartupError(description: """
+                no NCS secret is configured: set NCS_SECRETS (or NCS_SECRET, or --secrets-file) to the secret \
+                shown in Agora Console, or pass --insecure-no-verify for local development
+                """)
+        }
+        if adminToken == nil && !configuration.adminNoAuth {
+            throw StartupError(description: """
+                the admin listener needs a token: set NCS_ADMIN_TOKEN (or --admin-token-file), or pass \
+                --admin-no-auth with a loopback --admin-host
+                """)
+        }
+        if adminToken == nil && configuration.adminNoAuth && !isLoopback(configuration.adminHost) {
+            throw StartupError(description: "--admin-no-auth is only allowed when --admin-host is a loopback address")
+        }
+        if configuration.insecureNoVerify {
+            logger.critical("""
+                SIGNATURE VERIFICATION IS OFF (--insecure-no-verify): anyone who can reach the public listener \
+                can write events. Never run this way in production.
+                """)
+        }
+        let options = StoreOptions(maxQuarantineCount: configuration.quarantineMaxCount, maxQuarantineBytes: configuration.quarantineMaxBytes)
+        if case let location = configuration.storeLocation, location.hasPrefix("sqlite:") {
+            try? FileManager.default.createDirectory(atPath: configuration.dataDirectory, withIntermediateDirectories: true)
+        }
+        let store = try await EventStoreFactory.open(configuration.storeLocation, options: options, logger: logger)
+        logger.info("event store open", metadata: ["store": "\(EventStoreFactory.redacted(configuration.storeLocation))"])
+        return ReceiverApp(configuration: configuration, store: store, secrets: secrets, adminToken: adminToken, logger: logger)
     }
+
+    public init(configuration: ReceiverConfiguration, store: any EventStore, secrets: [String], adminToken: String?, logger: Logger) {
+        self.configuration = configuration
+        self.store = store
+        self.logger = logger
+        committer = GroupCommitter(store: store)
+        hub = SubscriberHub()
+        let verifier = configuration.insecureNoVerify && secrets.isEmpty
+            ? nil
+            : SignatureVerifier(secrets: secrets, policy: SignaturePolicy(rawValue: configuration.signaturePolicy) ?? .anyValid)
+        ingestion = Ingestion(
+            settings: .init(verifier: verifier, receiverName: configuration.receiverName),
+            store: store, committer: committer, logger: logger
+        )
+
+        var publicRouter = Router()
+        publicRouter.on("GET", "/healthz") { _ in
+            .json(200, "{\"status\":\"ok\",\"version\":\"\(ReceiverApp.version)\"}")
+        }
+        publicRouter.on("POST", "/v1/ncs", handler: ingestion.handler)
+        var publicLogger = logger
+        publicLogger[metadataKey: "listener"] = "public"
+        let quarantineStore = store
+        publicServer = HTTPServer(
+            configuration: configuration.serverConfiguration(host: configuration.publicHost, port: configuration.publicPort),
+            logger: publicLogger,
+            onProtocolError: { code, peer in
+                // Refused at the HTTP layer (smuggling, limits, timeouts): kept for operators, the
+                // bytes themselves are not (they were never fully read).
+                let item = QuarantineItem(
+                    receivedMs: Int64(Date().timeIntervalSince1970 * 1000), reason: "http_\(code)",
+                    detail: "refused by the HTTP parser: \(code)", peer: peer.map { "\($0)" }, headers: [], body: []
+                )
+                Task { _ = try? await quarantineStore.putQuarantine(item) }
+            },
+            handler: publicRouter.handler
+        )
+
+        var adminRouter = Router()
+        let drainingFlag = DrainingFlag()
+        AdminAPI(store: store, hub: hub, ingestion: ingestion, token: adminToken, isDraining: { drainingFlag.isSet }, logger: logger)
+            .routes(into: &adminRouter)
+        var adminLogger = logger
+        adminLogger[metadataKey: "listener"] = "admin"
+        adminServer = HTTPServer(
+            configuration: configuration.serverConfiguration(host: configuration.adminHost, port: configuration.adminPort),
+            logger: adminLogger,
+            handler: adminRouter.handler
+        )
+        self.draining = drainingFlag
+        let hub = self.hub
+        store.observeAppends { head in hub.advance(to: head) }
+    }
+
+    private let draining: DrainingFlag
+
+    /// The services to run under a ServiceGroup, in start order; graceful shutdown (SIGTERM,
+    /// SIGINT) runs in reverse: listeners drain first, the committer flushes last.
+    public var services: [any Service] {
+        [
+            CommitterService(committer: committer, store: store),
+            HeartbeatService(hub: hub),
+            HTTPServerService(server: adminServer),
+            HTTPServerService(server: publicServer, onShutdown: { [draining] in draining.set() }),
+        ]
+    }
+}
+
+final class DrainingFlag: Sendable {
+    private let flag = Mutex(false)
+    var isSet: Bool { flag.withLock { $0 } }
+    func set() { flag.withLock { $0 = true } }
+}
+
+import Synchronization
+
+func isLoopback(_ host: String) -> Bool {
+    host == "127.0.0.1" || host == "::1" || host == "localhost" || host.hasPrefix("127.")
 }
 
 /// Runs an ``HTTPServer`` as a ServiceLifecycle service: graceful shutdown drains it.
 public struct HTTPServerService: Service {
     public let server: HTTPServer
+    let onShutdown: (@Sendable () -> Void)?
 
-    public init(server: HTTPServer) { self.server = server }
+    public init(server: HTTPServer, onShutdown: (@Sendable () -> Void)? = nil) {
+        self.server = server
+        self.onShutdown = onShutdown
+    }
 
     public func run() async throws {
         try server.start()
         try await withGracefulShutdownHandler {
             try await server.run()
         } onGracefulShutdown: {
+            onShutdown?()
             server.beginShutdown()
         }
+    }
+}
+
+/// Commits until shutdown, then flushes what is queued and closes the store.
+struct CommitterService: Service {
+    let committer: GroupCommitter
+    let store: any EventStore
+
+    func run() async throws {
+        await withGracefulShutdownHandler {
+            await committer.run()
+        } onGracefulShutdown: {
+            committer.close()
+        }
+        await store.close()
+    }
+}
+
+/// Wakes idle event streams every 15 s so they send a keep-alive comment.
+struct HeartbeatService: Service {
+    let hub: SubscriberHub
+    var interval: Duration = .seconds(15)
+
+    func run() async throws {
+        while !Task.isShuttingDownGracefully && !Task.isCancelled {
+            try? await Task.sleep(for: interval)
+            hub.heartbeat()
+        }
+        hub.close()
     }
 }

@@ -1,3 +1,4 @@
+import Foundation
 import HTTPCore
 import HTTPServer
 
@@ -21,15 +22,62 @@ public struct ReceiverConfiguration: Sendable {
     public var ioQueues = System.coreCount
     public var logLevel = "info"
     public var logFormat = "text"
+    /// `memory`, `sqlite:<path>` (or a bare path), or `postgres://…`; empty means SQLite in ``dataDirectory``.
+    public var store = ""
+    public var dataDirectory = "./data"
+    /// NCS secrets, every one accepted (rotation). From the environment or files only.
+    public var secrets: [String] = []
+    public var secretsFile: String?
+    public var signaturePolicy = "any"
+    public var insecureNoVerify = false
+    public var receiverName = "ncs-receiver"
+    public var dedupWindowDays = 7.0
+    public var quarantineMaxCount = 10_000
+    public var quarantineMaxBytes = 64 << 20
+    public var adminToken: String?
+    public var adminTokenFile: String?
+    public var adminNoAuth = false
 
     public init() {}
 
+    /// Where the event log lives: ``store``, or SQLite in ``dataDirectory``.
+    public var storeLocation: String {
+        store.isEmpty ? "sqlite:" + dataDirectory + "/ncs-receiver.sqlite" : store
+    }
+
+    /// Every secret from `NCS_SECRETS`/`NCS_SECRET` and the secrets file (one per line, `#` comments).
+    public func loadSecrets() throws(ConfigurationError) -> [String] {
+        var all = secrets
+        if let secretsFile {
+            guard let text = try? String(contentsOfFile: secretsFile, encoding: .utf8) else {
+                throw ConfigurationError(key: "secrets-file", reason: "cannot read \(secretsFile)")
+            }
+            all += text.split(whereSeparator: \.isNewline).map { String($0.trimmingASCIIWhitespace()) }
+                .filter { !$0.isEmpty && !$0.hasPrefix("#") }
+        }
+        return all
+    }
+
+    public func loadAdminToken() throws(ConfigurationError) -> String? {
+        if let adminTokenFile {
+            guard let text = try? String(contentsOfFile: adminTokenFile, encoding: .utf8) else {
+                throw ConfigurationError(key: "admin-token-file", reason: "cannot read \(adminTokenFile)")
+            }
+            let token = String(text.trimmingASCIIWhitespace())
+            return token.isEmpty ? nil : token
+        }
+        return adminToken
+    }
+
     /// One configuration key: its flag, environment variable and meaning.
     public struct Setting: Sendable {
+        /// The flag name without dashes; secrets have none (process listings show flags).
         public var flag: String
         public var environment: String
         public var help: String
         public var defaultValue: String
+        /// Secret values are never printed, logged or accepted as flags.
+        public var isSecret = false
         let apply: @Sendable (inout ReceiverConfiguration, String) throws(ConfigurationError) -> Void
     }
 
@@ -52,6 +100,20 @@ public struct ReceiverConfiguration: Sendable {
             .int("io-queues", "NCS_IO_QUEUES", "Serial I/O queues per listener (default: one per core).", d.ioQueues, range: 1...256) { $0.ioQueues = $1 },
             .choice("log-level", "NCS_LOG_LEVEL", "trace, debug, info, notice, warning, error or critical.", d.logLevel, ["trace", "debug", "info", "notice", "warning", "error", "critical"]) { $0.logLevel = $1 },
             .choice("log-format", "NCS_LOG_FORMAT", "text (for a terminal) or json (one object per line).", d.logFormat, ["text", "json"]) { $0.logFormat = $1 },
+            .string("store", "NCS_STORE_URL", "Event store: memory, sqlite:<path>, or postgres://user@host:port/db (default: SQLite in the data directory).", "") { $0.store = $1 },
+            .string("data-dir", "NCS_DATA_DIR", "Directory of the embedded SQLite store.", d.dataDirectory) { $0.dataDirectory = $1 },
+            .secret("secrets", "NCS_SECRETS", "NCS secrets from Agora Console, comma separated; every one is accepted (rotation).") { $0.secrets += $1.split(separator: ",").map { String($0.trimmingASCIIWhitespace()) }.filter { !$0.isEmpty } },
+            .secret("secret", "NCS_SECRET", "One NCS secret (added to NCS_SECRETS).") { $0.secrets.append(String($1.trimmingASCIIWhitespace())) },
+            .string("secrets-file", "NCS_SECRETS_FILE", "File with NCS secrets, one per line (# comments).", "") { $0.secretsFile = $1 },
+            .choice("signature-policy", "NCS_SIGNATURE_POLICY", "any: a present Agora-Signature-V2 or Agora-Signature must verify; v2: Agora-Signature-V2 is required.", d.signaturePolicy, ["any", "v2"]) { $0.signaturePolicy = $1 },
+            .bool("insecure-no-verify", "NCS_INSECURE_NO_VERIFY", "Accept callbacks without checking signatures (development only).") { $0.insecureNoVerify = $1 },
+            .string("receiver-name", "NCS_RECEIVER_NAME", "Name in each event's CloudEvents source.", d.receiverName) { $0.receiverName = $1 },
+            .seconds("dedup-window-days", "NCS_DEDUP_WINDOW_DAYS", "Days dedup keys are kept at least.", d.dedupWindowDays, max: 3650) { $0.dedupWindowDays = $1 },
+            .int("quarantine-max-count", "NCS_QUARANTINE_MAX_COUNT", "Refused requests kept; the oldest are evicted beyond it.", d.quarantineMaxCount, range: 1...10_000_000) { $0.quarantineMaxCount = $1 },
+            .int("quarantine-max-bytes", "NCS_QUARANTINE_MAX_BYTES", "Bytes of refused bodies kept; the oldest are evicted beyond it.", d.quarantineMaxBytes, range: 1024...(1 << 40)) { $0.quarantineMaxBytes = $1 },
+            .secret("admin-token", "NCS_ADMIN_TOKEN", "Bearer token of the admin listener.") { $0.adminToken = $1 },
+            .string("admin-token-file", "NCS_ADMIN_TOKEN_FILE", "File holding the admin bearer token.", "") { $0.adminTokenFile = $1 },
+            .bool("admin-no-auth", "NCS_ADMIN_NO_AUTH", "Serve the admin listener without a token (only allowed on a loopback address).") { $0.adminNoAuth = $1 },
         ]
     }()
 
@@ -60,10 +122,13 @@ public struct ReceiverConfiguration: Sendable {
     public static func resolve(flags: [String: String], environment: [String: String]) throws(ConfigurationError) -> ReceiverConfiguration {
         var configuration = ReceiverConfiguration()
         for setting in settings {
-            if let value = environment[setting.environment] {
+            if let value = environment[setting.environment], !(value.isEmpty && setting.isSecret) {
                 try setting.apply(&configuration, value)
             }
             if let value = flags[setting.flag] {
+                guard !setting.isSecret else {
+                    throw ConfigurationError(key: setting.flag, reason: "secrets are read from \(setting.environment) or a file, never from flags")
+                }
                 try setting.apply(&configuration, value)
             }
         }
@@ -90,6 +155,10 @@ public struct ConfigurationError: Error, Sendable, CustomStringConvertible {
     public var key: String
     public var reason: String
     public var description: String { "\(key): \(reason)" }
+    public init(key: String, reason: String) {
+        self.key = key
+        self.reason = reason
+    }
 }
 
 extension ReceiverConfiguration.Setting {
@@ -111,11 +180,31 @@ extension ReceiverConfiguration.Setting {
         }
     }
 
-    static func seconds(_ flag: String, _ env: String, _ help: String, _ value: Double,
+    static func secret(_ flag: String, _ env: String, _ help: String,
+                       _ apply: @escaping @Sendable (inout ReceiverConfiguration, String) -> Void) -> Self {
+        var setting = Self.init(flag: flag, environment: env, help: help, defaultValue: "") { configuration, text throws(ConfigurationError) in
+            apply(&configuration, text)
+        }
+        setting.isSecret = true
+        return setting
+    }
+
+    static func bool(_ flag: String, _ env: String, _ help: String,
+                     _ apply: @escaping @Sendable (inout ReceiverConfiguration, Bool) -> Void) -> Self {
+        .init(flag: flag, environment: env, help: help, defaultValue: "false") { configuration, text throws(ConfigurationError) in
+            switch text.lowercased() {
+            case "1", "true", "yes", "on": apply(&configuration, true)
+            case "0", "false", "no", "off", "": apply(&configuration, false)
+            default: throw ConfigurationError(key: flag, reason: "'\(text)' is not true or false")
+            }
+        }
+    }
+
+    static func seconds(_ flag: String, _ env: String, _ help: String, _ value: Double, max: Double = 86_400,
                         _ apply: @escaping @Sendable (inout ReceiverConfiguration, Double) -> Void) -> Self {
         .init(flag: flag, environment: env, help: help, defaultValue: value.formatted) { configuration, text throws(ConfigurationError) in
-            guard let number = Double(text.trimmingASCIIWhitespace()), number > 0, number <= 86_400 else {
-                throw ConfigurationError(key: flag, reason: "'\(text)' is not a number of seconds in (0, 86400]")
+            guard let number = Double(text.trimmingASCIIWhitespace()), number > 0, number <= max else {
+                throw ConfigurationError(key: flag, reason: "'\(text)' is not a number in (0, \(max.formatted)]")
             }
             apply(&configuration, number)
         }
@@ -136,3 +225,4 @@ extension ReceiverConfiguration.Setting {
 extension Double {
     var formatted: String { self == rounded() ? "\(Int(self))" : "\(self)" }
 }
+

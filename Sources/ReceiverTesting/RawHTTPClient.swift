@@ -102,7 +102,7 @@ public final class RawHTTPClient {
         }
     }
 
-    public struct Response: CustomStringConvertible {
+    public struct Response: CustomStringConvertible, Sendable {
         public var status: Int
         public var reason: String
         public var version: String
@@ -194,3 +194,15 @@ public func openFileDescriptorCount() -> Int {
 /// The repository's top folder, found from this file's path (no bundle resources needed).
 public let repositoryRoot: URL = URL(fileURLWithPath: #filePath)
     .deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+
+extension RawHTTPClient: @unchecked Sendable {}
+
+/// Runs blocking work (socket reads) on a thread of its own. Not on Swift's cooperative pool,
+/// and not on Dispatch's global queues either: on Linux both draw on one CPU-sized thread
+/// budget, so a few blocked reads there starve the very tasks (the committer) that would answer.
+public func blocking<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws -> T {
+    try await withCheckedThrowingContinuation { continuation in
+        let thread = Thread { continuation.resume(with: Result { try body() }) }
+        thread.start()
+    }
+}

@@ -5,23 +5,14 @@ import ReceiverApp
 import ServiceLifecycle
 import UnixSignals
 
-@main
-struct NCSReceiverCommand: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(
-        commandName: "ncs-receiver",
-        abstract: "Receive Agora Cloud Recording notification callbacks (NCS), keep them, and keep recordings alive.",
-        version: ReceiverApp.version,
-        subcommands: [Serve.self],
-        defaultSubcommand: nil
-    )
-}
-
 struct Serve: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Run the receiver: the public listener for Agora's callbacks and the admin listener.",
         discussion: """
         Every option can also be set from the environment variable shown in brackets; a flag wins \
-        over the environment. Secrets are never taken from flags (they would show in process listings).
+        over the environment. Secrets are never taken from flags (they would show in process listings):
+          NCS_SECRETS / NCS_SECRET   NCS secrets from Agora Console (comma separated; all accepted)
+          NCS_ADMIN_TOKEN            bearer token of the admin listener
 
         SIGTERM or SIGINT stops accepting, lets requests in flight finish (up to --drain-timeout), then exits.
         """
@@ -43,6 +34,17 @@ struct Serve: AsyncParsableCommand {
     @Option(name: .customLong("io-queues"), help: .init(help(for: "io-queues"), valueName: "n")) var ioQueues: Int?
     @Option(name: .customLong("log-level"), help: .init(help(for: "log-level"), valueName: "level")) var logLevel: String?
     @Option(name: .customLong("log-format"), help: .init(help(for: "log-format"), valueName: "format")) var logFormat: String?
+    @Option(help: .init(help(for: "store"), valueName: "url")) var store: String?
+    @Option(name: .customLong("data-dir"), help: .init(help(for: "data-dir"), valueName: "path")) var dataDir: String?
+    @Option(name: .customLong("secrets-file"), help: .init(help(for: "secrets-file"), valueName: "path")) var secretsFile: String?
+    @Option(name: .customLong("signature-policy"), help: .init(help(for: "signature-policy"), valueName: "any|v2")) var signaturePolicy: String?
+    @Flag(name: .customLong("insecure-no-verify"), help: .init(help(for: "insecure-no-verify"))) var insecureNoVerify = false
+    @Option(name: .customLong("receiver-name"), help: .init(help(for: "receiver-name"), valueName: "name")) var receiverName: String?
+    @Option(name: .customLong("dedup-window-days"), help: .init(help(for: "dedup-window-days"), valueName: "days")) var dedupWindowDays: Double?
+    @Option(name: .customLong("quarantine-max-count"), help: .init(help(for: "quarantine-max-count"), valueName: "n")) var quarantineMaxCount: Int?
+    @Option(name: .customLong("quarantine-max-bytes"), help: .init(help(for: "quarantine-max-bytes"), valueName: "bytes")) var quarantineMaxBytes: Int?
+    @Option(name: .customLong("admin-token-file"), help: .init(help(for: "admin-token-file"), valueName: "path")) var adminTokenFile: String?
+    @Flag(name: .customLong("admin-no-auth"), help: .init(help(for: "admin-no-auth"))) var adminNoAuth = false
 
     static func help(for flag: String) -> String {
         guard let setting = ReceiverConfiguration.settings.first(where: { $0.flag == flag }) else { return "" }
@@ -67,6 +69,17 @@ struct Serve: AsyncParsableCommand {
         values["io-queues"] = ioQueues.map(String.init)
         values["log-level"] = logLevel
         values["log-format"] = logFormat
+        values["store"] = store
+        values["data-dir"] = dataDir
+        values["secrets-file"] = secretsFile
+        values["signature-policy"] = signaturePolicy
+        values["insecure-no-verify"] = insecureNoVerify ? "true" : nil
+        values["receiver-name"] = receiverName
+        values["dedup-window-days"] = dedupWindowDays.map { "\($0)" }
+        values["quarantine-max-count"] = quarantineMaxCount.map(String.init)
+        values["quarantine-max-bytes"] = quarantineMaxBytes.map(String.init)
+        values["admin-token-file"] = adminTokenFile
+        values["admin-no-auth"] = adminNoAuth ? "true" : nil
         return values
     }
 
@@ -84,7 +97,13 @@ struct Serve: AsyncParsableCommand {
             return handler
         }
         let logger = Logger(label: "ncs-receiver")
-        let app = ReceiverApp(configuration: configuration, logger: logger)
+        let app: ReceiverApp
+        do {
+            app = try await ReceiverApp.make(configuration: configuration, logger: logger)
+        } catch {
+            logger.critical("cannot start: \(error)")
+            throw ExitCode(78)  // EX_CONFIG
+        }
         let group = ServiceGroup(
             configuration: .init(
                 services: app.services.map { .init(service: $0) },

@@ -1,0 +1,82 @@
+import GRDB
+
+/// Versioned schema of the SQLite store. Append new migrations at the end; never edit a shipped one
+/// (GRDB records the identifiers it applied in `grdb_migrations`).
+///
+/// The log offset column is `log_offset` (`offset` is an SQL keyword). `events.log_offset` is an
+/// `INTEGER PRIMARY KEY AUTOINCREMENT`: offsets are never reused, even after retention drops the
+/// newest rows, and `sqlite_sequence` keeps the head when the table is empty.
+enum SQLiteMigrations {
+    static var migrator: DatabaseMigrator {
+        var migrator = DatabaseMigrator()
+        migrator.registerMigration("v1-create-events") { db in
+            try db.execute(sql: """
+                CREATE TABLE events (
+                    log_offset INTEGER PRIMARY KEY AUTOINCREMENT,
+                    type TEXT NOT NULL,
+                    event_type INTEGER,
+                    cname TEXT,
+                    sid TEXT,
+                    time_ms INTEGER,
+                    received_ms INTEGER NOT NULL,
+                    body BLOB NOT NULL
+                );
+                CREATE INDEX events_by_cname ON events(cname, log_offset);
+                CREATE INDEX events_by_sid ON events(sid, log_offset);
+                CREATE INDEX events_by_type ON events(type, log_offset);
+                CREATE INDEX events_by_received ON events(received_ms);
+
+                CREATE TABLE dedup_keys (
+                    key TEXT PRIMARY KEY NOT NULL,
+                    log_offset INTEGER NOT NULL,
+                    received_ms INTEGER NOT NULL
+                ) WITHOUT ROWID;
+                CREATE INDEX dedup_keys_by_received ON dedup_keys(received_ms);
+
+                CREATE TABLE duplicates (
+                    id INTEGER PRIMARY KEY,
+                    log_offset INTEGER NOT NULL,
+                    key TEXT NOT NULL,
+                    received_ms INTEGER NOT NULL
+                );
+                CREATE INDEX duplicates_by_offset ON duplicates(log_offset);
+                """)
+        }
+        migrator.registerMigration("v2-create-quarantine") { db in
+            try db.execute(sql: """
+                CREATE TABLE quarantine (
+                    id INTEGER PRIMARY KEY AUTOINCREMENT,
+                    received_ms INTEGER NOT NULL,
+                    reason TEXT NOT NULL,
+                    detail TEXT NOT NULL,
+                    peer TEXT,
+                    headers TEXT NOT NULL,
+                    body BLOB NOT NULL,
+                    body_size INTEGER NOT NULL
+                );
+                CREATE INDEX quarantine_by_received ON quarantine(received_ms);
+                CREATE TABLE counters (
+                    name TEXT PRIMARY KEY NOT NULL,
+                    value INTEGER NOT NULL
+                ) WITHOUT ROWID;
+                INSERT INTO counters(name, value) VALUES ('quarantine_evicted', 0);
+                """)
+        }
+        migrator.registerMigration("v3-create-claims-documents") { db in
+            try db.execute(sql: """
+                CREATE TABLE claims (
+                    key TEXT PRIMARY KEY NOT NULL,
+                    owner TEXT NOT NULL,
+                    claimed_ms INTEGER NOT NULL
+                ) WITHOUT ROWID;
+                CREATE TABLE documents (
+                    collection TEXT NOT NULL,
+                    key TEXT NOT NULL,
+                    value BLOB NOT NULL,
+                    PRIMARY KEY (collection, key)
+                ) WITHOUT ROWID;
+                """)
+        }
+        return migrator
+    }
+}

@@ -1,0 +1,381 @@
+import Foundation
+import GRDB
+import Logging
+import Synchronization
+
+/// The embedded default store: one SQLite file (WAL) through GRDB.
+///
+/// Why a `DatabasePool` and not a `DatabaseQueue`: the pool keeps one writer connection (GRDB's
+/// serial writer queue, so appends are naturally serialized) plus a few reader connections that
+/// read WAL snapshots concurrently with the writer. SSE catch-up readers and `GET /v1/events` then
+/// never wait for a group commit's fsync, and a long catch-up never delays an append.
+///
+/// Durability: `synchronous=FULL` on every connection, so a commit has been fsynced (WAL and,
+/// at checkpoints, the database) before ``append(_:)`` returns: a 200 to Agora means on disk.
+///
+/// Ordering: a single writer assigns `AUTOINCREMENT` offsets and commits them in order, so a
+/// reader's snapshot always holds a contiguous prefix of the log: `read(after:)` never skips.
+///
+/// Blocking: every call goes through GRDB's async `read`/`write`, which run the SQLite work on
+/// GRDB's own dispatch queues and suspend the caller; no I/O queue of the HTTP server is blocked.
+public final class SQLiteEventStore: EventStore {
+    public let path: String
+    public let options: StoreOptions
+    private let pool: DatabasePool
+    private let logger: Logger
+    private let observers = Mutex<[@Sendable (Int64) -> Void]>([])
+
+    /// Opens (creating if needed) the database at `path` and migrates it to the current schema.
+    public init(path: String, options: StoreOptions = .init(), logger: Logger) throws {
+        self.path = path
+        self.options = options
+        self.logger = logger
+        let directory = (path as NSString).deletingLastPathComponent
+        if !directory.isEmpty {
+            try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        }
+        var config = Configuration()
+        config.label = "ncs-event-store"
+        config.foreignKeysEnabled = true
+        config.busyMode = .timeout(5)
+        config.maximumReaderCount = 4
+        config.prepareDatabase { db in
+            // synchronous is per connection; FULL = fsync the WAL on every commit.
+            try db.execute(sql: "PRAGMA synchronous = FULL")
+        }
+        do {
+            pool = try DatabasePool(path: path, configuration: config)
+            try SQLiteMigrations.migrator.migrate(pool)
+        } catch {
+            throw Self.map(error)
+        }
+        logger.debug("opened SQLite event store", metadata: ["path": "\(path)"])
+    }
+
+    // MARK: - Log
+
+    public func append(_ records: [EventRecord]) async throws -> [AppendOutcome] {
+        if records.isEmpty { return [] }
+        let (outcomes, head) = try await write { db -> ([AppendOutcome], Int64?) in
+            let findKey = try db.cachedStatement(sql: "SELECT log_offset FROM dedup_keys WHERE key = ?")
+            let insertEvent = try db.cachedStatement(sql: """
+                INSERT INTO events (type, event_type, cname, sid, time_ms, received_ms, body)
+                VALUES (?, ?, ?, ?, ?, ?, ?)
+                """)
+            let insertKey = try db.cachedStatement(sql: "INSERT OR IGNORE INTO dedup_keys (key, log_offset, received_ms) VALUES (?, ?, ?)")
+            let insertDuplicate = try db.cachedStatement(sql: "INSERT INTO duplicates (log_offset, key, received_ms) VALUES (?, ?, ?)")
+            var outcomes: [AppendOutcome] = []
+            outcomes.reserveCapacity(records.count)
+            var head: Int64?
+            for record in records {
+                // Keys of earlier records of this batch are visible: same transaction.
+                var owner: (offset: Int64, key: String)?
+                for key in record.dedupKeys {
+                    if let offset = try Int64.fetchOne(findKey, arguments: [key]) {
+                        owner = (offset, key)
+                        break
+                    }
+                }
+                if let owner {
+                    try insertDuplicate.execute(arguments: [owner.offset, owner.key, record.receivedMs])
+                    outcomes.append(.duplicate(ofOffset: owner.offset, key: owner.key))
+                    continue
+                }
+                try insertEvent.execute(arguments: [
+                    record.type, record.eventType, record.cname, record.sid, record.timeMs, record.receivedMs,
+                    Data(record.body),
+                ])
+                let offset = db.lastInsertedRowID
+                for key in record.dedupKeys {
+                    // A record may list the same key twice; the first insert owns it.
+                    try insertKey.execute(arguments: [key, offset, record.receivedMs])
+                }
+                outcomes.append(.appended(offset: offset))
+                head = offset
+            }
+            return (outcomes, head)
+        }
+        if let head { notify(head) }
+        return outcomes
+    }
+
+    public func read(after offset: Int64, limit: Int, filter: EventFilter) async throws -> [StoredEvent] {
+        if limit <= 0 { return [] }
+        var sql = "SELECT log_offset, type, event_type, cname, sid, time_ms, received_ms, body FROM events WHERE log_offset > ?"
+        var arguments: StatementArguments = [offset]
+        if let type = filter.type {
+            if type.hasSuffix("*") {
+                let prefix = String(type.dropLast())
+                if !prefix.isEmpty {
+                    sql += " AND substr(type, 1, length(?)) = ?"
+                    arguments += [prefix, prefix]
+                }
+            } else {
+                sql += " AND type = ?"
+                arguments += [type]
+            }
+        }
+        if let cname = filter.cname {
+            sql += " AND cname = ?"
+            arguments += [cname]
+        }
+        if let sid = filter.sid {
+            sql += " AND sid = ?"
+            arguments += [sid]
+        }
+        sql += " ORDER BY log_offset LIMIT ?"
+        arguments += [limit]
+        let query = sql, args = arguments
+        return try await read { db in
+            let statement = try db.cachedStatement(sql: query)
+            var events: [StoredEvent] = []
+            events.reserveCapacity(min(limit, 4096))
+            let rows = try Row.fetchCursor(statement, arguments: args)
+            while let row = try rows.next() {
+                let body = try row.withUnsafeData(atIndex: 7) { data in data.map { [UInt8]($0) } ?? [] }
+                events.append(StoredEvent(
+                    offset: row[0], type: row[1], eventType: row[2], cname: row[3], sid: row[4],
+                    timeMs: row[5], receivedMs: row[6], body: body
+                ))
+            }
+            return events
+        }
+    }
+
+    public func headOffset() async throws -> Int64 {
+        try await read { db in
+            try Int64.fetchOne(db.cachedStatement(sql: "SELECT seq FROM sqlite_sequence WHERE name = 'events'")) ?? 0
+        }
+    }
+
+    public func duplicates(of offset: Int64) async throws -> [DuplicateHit] {
+        try await read { db in
+            let statement = try db.cachedStatement(sql: "SELECT key, received_ms FROM duplicates WHERE log_offset = ? ORDER BY id")
+            return try Row.fetchAll(statement, arguments: [offset]).map {
+                DuplicateHit(offset: offset, key: $0[0], receivedMs: $0[1])
+            }
+        }
+    }
+
+    // MARK: - Quarantine
+
+    public func putQuarantine(_ item: QuarantineItem) async throws -> Int64 {
+        let headers = String(decoding: try JSONEncoder().encode(item.headers), as: UTF8.self)
+        let maxCount = options.maxQuarantineCount, maxBytes = options.maxQuarantineBytes
+        return try await write { db in
+            try db.execute(
+                sql: """
+                    INSERT INTO quarantine (received_ms, reason, detail, peer, headers, body, body_size)
+                    VALUES (?, ?, ?, ?, ?, ?, ?)
+                    """,
+                arguments: [item.receivedMs, item.reason, item.detail, item.peer, headers, Data(item.body), item.body.count]
+            )
+            let id = db.lastInsertedRowID
+            // Caps hold at every insert: evict the oldest until under both (the newest item stays).
+            let totals = try Row.fetchOne(db, sql: "SELECT count(*), coalesce(sum(body_size), 0) FROM quarantine")!
+            var count: Int = totals[0], bytes: Int = totals[1]
+            if count > maxCount || (bytes > maxBytes && count > 1) {
+                var evictUpTo: Int64 = 0, evicted = 0
+                do {
+                    let oldest = try Row.fetchCursor(db, sql: "SELECT id, body_size FROM quarantine ORDER BY id")
+                    while count > maxCount || (bytes > maxBytes && count > 1), let row = try oldest.next() {
+                        evictUpTo = row[0]
+                        bytes -= row[1] as Int
+                        count -= 1
+                        evicted += 1
+                    }
+                }
+                try db.execute(sql: "DELETE FROM quarantine WHERE id <= ?", arguments: [evictUpTo])
+                try db.execute(sql: "UPDATE counters SET value = value + ? WHERE name = 'quarantine_evicted'", arguments: [evicted])
+            }
+            return id
+        }
+    }
+
+    public func listQuarantine(after id: Int64, limit: Int) async throws -> [QuarantineItem] {
+        try await read { db in
+            try Row.fetchAll(
+                db.cachedStatement(sql: "SELECT id, received_ms, reason, detail, peer, headers, body FROM quarantine WHERE id > ? ORDER BY id LIMIT ?"),
+                arguments: [id, max(0, limit)]
+            ).map(Self.quarantineItem)
+        }
+    }
+
+    public func getQuarantine(id: Int64) async throws -> QuarantineItem? {
+        try await read { db in
+            try Row.fetchOne(
+                db.cachedStatement(sql: "SELECT id, received_ms, reason, detail, peer, headers, body FROM quarantine WHERE id = ?"),
+                arguments: [id]
+            ).map(Self.quarantineItem)
+        }
+    }
+
+    public func deleteQuarantine(id: Int64) async throws -> Bool {
+        try await write { db in
+            try db.execute(sql: "DELETE FROM quarantine WHERE id = ?", arguments: [id])
+            return db.changesCount > 0
+        }
+    }
+
+    public func quarantineStats() async throws -> QuarantineStats {
+        try await read { db in
+            let row = try Row.fetchOne(db, sql: """
+                SELECT count(*), coalesce(sum(body_size), 0),
+                       (SELECT value FROM counters WHERE name = 'quarantine_evicted')
+                FROM quarantine
+                """)!
+            return QuarantineStats(count: row[0], bytes: row[1], evicted: row[2] ?? 0)
+        }
+    }
+
+    private static func quarantineItem(_ row: Row) -> QuarantineItem {
+        let headersJSON: String = row[5]
+        let headers = (try? JSONDecoder().decode([[String]].self, from: Data(headersJSON.utf8))) ?? []
+        let body: Data = row[6] ?? Data()
+        return QuarantineItem(id: row[0], receivedMs: row[1], reason: row[2], detail: row[3], peer: row[4], headers: headers, body: [UInt8](body))
+    }
+
+    // MARK: - Claims and documents
+
+    public func claim(_ key: String, owner: String) async throws -> Bool {
+        let now = Int64(Date().timeIntervalSince1970 * 1000)
+        return try await write { db in
+            try db.execute(
+                sql: "INSERT INTO claims (key, owner, claimed_ms) VALUES (?, ?, ?) ON CONFLICT(key) DO NOTHING",
+                arguments: [key, owner, now]
+            )
+            return db.changesCount == 1
+        }
+    }
+
+    public func putDocument(collection: String, key: String, value: [UInt8]) async throws {
+        try await write { db in
+            try db.execute(
+                sql: "INSERT INTO documents (collection, key, value) VALUES (?, ?, ?) ON CONFLICT(collection, key) DO UPDATE SET value = excluded.value",
+                arguments: [collection, key, Data(value)]
+            )
+        }
+    }
+
+    public func getDocument(collection: String, key: String) async throws -> [UInt8]? {
+        try await read { db in
+            try Data.fetchOne(db, sql: "SELECT value FROM documents WHERE collection = ? AND key = ?", arguments: [collection, key])
+                .map { [UInt8]($0) }
+        }
+    }
+
+    public func listDocuments(collection: String) async throws -> [(key: String, value: [UInt8])] {
+        let rows = try await read { db in
+            try Row.fetchAll(db, sql: "SELECT key, value FROM documents WHERE collection = ? ORDER BY key", arguments: [collection])
+                .map { row -> DocumentRow in
+                    let value: Data = row[1]
+                    return DocumentRow(key: row[0], value: [UInt8](value))
+                }
+        }
+        return rows.map { (key: $0.key, value: $0.value) }
+    }
+
+    public func deleteDocument(collection: String, key: String) async throws -> Bool {
+        try await write { db in
+            try db.execute(sql: "DELETE FROM documents WHERE collection = ? AND key = ?", arguments: [collection, key])
+            return db.changesCount > 0
+        }
+    }
+
+    // MARK: - Retention
+
+    /// Events by age and count; duplicate hits of dropped events go with them; dedup keys older
+    /// than the dedup window; quarantine by age. Claims and documents are never swept.
+    public func sweep(_ policy: RetentionPolicy, nowMs: Int64) async throws -> SweepReport {
+        try await write { db in
+            var report = SweepReport()
+            if let maxAge = policy.maxEventAgeMs {
+                try db.execute(sql: "DELETE FROM events WHERE received_ms < ?", arguments: [nowMs - maxAge])
+                report.eventsDeleted += db.changesCount
+            }
+            if let maxCount = policy.maxEventCount {
+                try db.execute(
+                    sql: """
+                        DELETE FROM events WHERE log_offset <=
+                            (SELECT log_offset FROM events ORDER BY log_offset DESC LIMIT 1 OFFSET ?)
+                        """,
+                    arguments: [max(0, maxCount)]
+                )
+                report.eventsDeleted += db.changesCount
+            }
+            if report.eventsDeleted > 0 {
+                try db.execute(sql: """
+                    DELETE FROM duplicates
+                    WHERE NOT EXISTS (SELECT 1 FROM events WHERE events.log_offset = duplicates.log_offset)
+                    """)
+            }
+            try db.execute(sql: "DELETE FROM dedup_keys WHERE received_ms < ?", arguments: [nowMs - policy.dedupWindowMs])
+            report.dedupKeysDeleted = db.changesCount
+            if let maxAge = policy.maxQuarantineAgeMs {
+                try db.execute(sql: "DELETE FROM quarantine WHERE received_ms < ?", arguments: [nowMs - maxAge])
+                report.quarantineDeleted = db.changesCount
+            }
+            return report
+        }
+    }
+
+    // MARK: - Lifecycle
+
+    public func observeAppends(_ handler: @escaping @Sendable (Int64) -> Void) {
+        observers.withLock { $0.append(handler) }
+    }
+
+    public func checkHealth() async throws {
+        try await write { db in
+            _ = try Int.fetchOne(db, sql: "SELECT count(*) FROM counters")
+        }
+    }
+
+    public func close() async {
+        do {
+            try pool.close()
+        } catch {
+            logger.warning("closing the SQLite event store failed", metadata: ["error": "\(error)"])
+        }
+    }
+
+    // MARK: - Helpers
+
+    private struct DocumentRow: Sendable {
+        var key: String
+        var value: [UInt8]
+    }
+
+    private func notify(_ head: Int64) {
+        for observer in observers.withLock({ $0 }) { observer(head) }
+    }
+
+    private func write<T: Sendable>(_ updates: @escaping @Sendable (Database) throws -> T) async throws -> T {
+        do {
+            return try await pool.write(updates)
+        } catch {
+            throw Self.map(error)
+        }
+    }
+
+    private func read<T: Sendable>(_ value: @escaping @Sendable (Database) throws -> T) async throws -> T {
+        do {
+            return try await pool.read(value)
+        } catch {
+            throw Self.map(error)
+        }
+    }
+
+    /// Disk full, I/O errors, a locked or unopenable file: the store is unavailable (the app answers
+    /// 503 so Agora resends). Other errors (constraint, misuse) are bugs and pass through.
+    static func map(_ error: any Error) -> any Error {
+        guard let error = error as? DatabaseError else { return error }
+        switch error.resultCode {
+        case .SQLITE_FULL, .SQLITE_IOERR, .SQLITE_BUSY, .SQLITE_LOCKED, .SQLITE_CANTOPEN, .SQLITE_READONLY,
+             .SQLITE_NOMEM, .SQLITE_CORRUPT, .SQLITE_NOTADB, .SQLITE_PROTOCOL:
+            return StoreUnavailableError("SQLite: \(error.resultCode) \(error.message ?? "")")
+        default:
+            return error
+        }
+    }
+}

@@ -1,0 +1,215 @@
+import EventStore
+import Foundation
+import HTTPCore
+import HTTPServer
+import Logging
+import NCS
+import Synchronization
+
+/// The ingestion pipeline of one callback: verify ▶ decode ▶ classify ▶ normalize ▶ dedup +
+/// append (group commit) ▶ answer. Runs on the HTTP server's I/O queue up to the commit, which
+/// happens on the committer's task; the answer goes out when the event is durable.
+public final class Ingestion: Sendable {
+    public struct Settings: Sendable {
+        /// nil means verification is off (`--insecure-no-verify`).
+        public var verifier: SignatureVerifier?
+        public var receiverName: String
+        public init(verifier: SignatureVerifier?, receiverName: String) {
+            self.verifier = verifier
+            self.receiverName = receiverName
+        }
+    }
+
+    /// What happened to one callback.
+    public enum Outcome: Sendable, Equatable {
+        case appended(offset: Int64)
+        case duplicate(ofOffset: Int64, layer: DedupLayer)
+        case unauthorized(reason: String, message: String)
+        case malformed(field: String, message: String)
+        case unavailable(message: String)
+    }
+
+    public enum DedupLayer: String, Sendable {
+        /// Same noticeId: an NCS resend.
+        case transport
+        /// Same (productId, sid, eventType, uid, sequence) under a new noticeId: a redundant copy.
+        case semantic
+    }
+
+    private let settings: Mutex<Settings>
+    private let committer: GroupCommitter
+    private let store: any EventStore
+    private let logger: Logger
+    public let statistics = IngestionStatistics()
+    /// Told about every event that was appended (not duplicates), after it is durable.
+    private let onAppended: (@Sendable (NCSNotification, Int64) -> Void)?
+
+    public init(settings: Settings, store: any EventStore, committer: GroupCommitter, logger: Logger,
+                onAppended: (@Sendable (NCSNotification, Int64) -> Void)? = nil) {
+        self.settings = Mutex(settings)
+        self.store = store
+        self.committer = committer
+        self.logger = logger
+        self.onAppended = onAppended
+    }
+
+    /// Replaces the secrets (SIGHUP reload, rotation) without dropping requests in flight.
+    public func updateSettings(_ new: Settings) {
+        settings.withLock { $0 = new }
+    }
+
+    /// The route handler for `POST /v1/ncs`.
+    public var handler: HTTPHandler {
+        { [self] request, responder in
+            let peer = responder.peer.map { "\($0)" }
+            ingest(body: request.body, headers: request.headers, peer: peer) { outcome in
+                responder.respond(Self.response(for: outcome))
+            }
+        }
+    }
+
+    /// Runs the pipeline on one body. `completion` runs once, after the event is durable (or
+    /// refused, and then quarantined).
+    /// - Parameter quarantineOnRefusal: false for a retry from the quarantine, which keeps its item.
+    public func ingest(body: [UInt8], headers: HTTPHeaders, peer: String?, quarantineOnRefusal: Bool = true,
+                       completion: @escaping @Sendable (Outcome) -> Void) {
+        statistics.received.add(1, ordering: .relaxed)
+        let settings = self.settings.withLock { $0 }
+
+        if let verifier = settings.verifier {
+            let result = verifier.verify(
+                body: body, v1: headers[SignatureVersion.v1.headerName], v2: headers[SignatureVersion.v2.headerName]
+            )
+            switch result {
+            case .valid:
+                break
+            case .missing:
+                statistics.signatureMissing.add(1, ordering: .relaxed)
+                let message = verifier.policy == .requireV2
+                    ? "the Agora-Signature-V2 header is required"
+                    : "neither Agora-Signature-V2 nor Agora-Signature is present"
+                refuse(.unauthorized(reason: "missing_signature", message: message), body: body, headers: headers, peer: peer, quarantine: quarantineOnRefusal, completion: completion)
+                return
+            case .invalid(let version):
+                if version == .v2 { statistics.signatureInvalidV2.add(1, ordering: .relaxed) } else { statistics.signatureInvalidV1.add(1, ordering: .relaxed) }
+                refuse(.unauthorized(reason: "bad_signature", message: "\(version.headerName) does not match the body for any configured secret"),
+                       body: body, headers: headers, peer: peer, quarantine: quarantineOnRefusal, completion: completion)
+                return
+            }
+        }
+
+        let notification: NCSNotification
+        do {
+            notification = try NotificationDecoder.decode(body)
+        } catch {
+            statistics.malformed.add(1, ordering: .relaxed)
+            refuse(.malformed(field: error.field, message: error.reason), body: body, headers: headers, peer: peer, quarantine: quarantineOnRefusal, completion: completion)
+            return
+        }
+
+        // The supervisor's knowledge of which uid started a sid refines this later; what the
+        // event alone shows is "unknown".
+        let event = EventNormalizer.normalize(notification, receiverName: settings.receiverName, sessionClass: .unknown)
+        let keys = notification.dedupKeys
+        let nowMs = Int64(Date().timeIntervalSince1970 * 1000)
+        let record = EventRecord(
+            dedupKeys: keys.semantic.map { [keys.transport, $0] } ?? [keys.transport],
+            type: event.type,
+            eventType: notification.eventType,
+            cname: notification.payload.cname,
+            sid: notification.sid,
+            timeMs: notification.payload.sendts ?? notification.notifyMs ?? notification.eventMs,
+            receivedMs: nowMs,
+            body: event.jsonBytes()
+        )
+        let statistics = self.statistics
+        let onAppended = self.onAppended
+        let logger = self.logger
+        committer.submit(record) { result in
+            switch result {
+            case .success(.appended(let offset)):
+                statistics.appended.add(1, ordering: .relaxed)
+                completion(.appended(offset: offset))
+                onAppended?(notification, offset)
+            case .success(.duplicate(let offset, let key)):
+                let layer: DedupLayer = key == keys.transport ? .transport : .semantic
+                if layer == .transport { statistics.duplicateTransport.add(1, ordering: .relaxed) } else { statistics.duplicateSemantic.add(1, ordering: .relaxed) }
+                completion(.duplicate(ofOffset: offset, layer: layer))
+            case .failure(let error):
+                statistics.storeFailures.add(1, ordering: .relaxed)
+                logger.error("store append failed; answering 503 so Agora resends", metadata: ["error": "\(error)"])
+                completion(.unavailable(message: "the event store is unavailable; retry later"))
+            }
+        }
+    }
+
+    /// Keeps a refused request for operators, then answers. Quarantine trouble never changes
+    /// the answer: the caller is told why its request was refused either way.
+    private func refuse(_ outcome: Outcome, body: [UInt8], headers: HTTPHeaders, peer: String?, quarantine: Bool,
+                        completion: @escaping @Sendable (Outcome) -> Void) {
+        guard quarantine else {
+            completion(outcome)
+            return
+        }
+        let (reason, detail): (String, String) = switch outcome {
+        case .unauthorized(let reason, let message): (reason, message)
+        case .malformed(let field, let message): ("malformed_body", "\(field): \(message)")
+        default: ("refused", "")
+        }
+        let item = QuarantineItem(
+            receivedMs: Int64(Date().timeIntervalSince1970 * 1000), reason: reason, detail: detail, peer: peer,
+            headers: Self.quarantinableHeaders(headers), body: body
+        )
+        let store = self.store
+        let statistics = self.statistics
+        let logger = self.logger
+        Task {
+            do {
+                _ = try await store.putQuarantine(item)
+                statistics.quarantined.add(1, ordering: .relaxed)
+            } catch {
+                logger.error("quarantine write failed", metadata: ["error": "\(error)"])
+            }
+            completion(outcome)
+        }
+    }
+
+    /// Headers as received, with credentials blanked: signature values are kept (they are
+    /// what an operator compares), anything that could carry a secret is not.
+    static func quarantinableHeaders(_ headers: HTTPHeaders) -> [[String]] {
+        headers.map { field in
+            let lowered = field.name.lowercased()
+            let secret = lowered == "authorization" || lowered == "proxy-authorization" || lowered == "cookie"
+            return [field.name, secret ? "[redacted]" : field.value]
+        }
+    }
+
+    public static func response(for outcome: Outcome) -> HTTPResponse {
+        switch outcome {
+        case .appended(let offset):
+            return .json(200, "{\"ok\":true,\"offset\":\(offset)}")
+        case .duplicate(let offset, let layer):
+            return .json(200, "{\"ok\":true,\"duplicate\":true,\"of\":\(offset),\"layer\":\"\(layer.rawValue)\"}")
+        case .unauthorized(let reason, let message):
+            return .error(401, code: reason, message: message)
+        case .malformed(let field, let message):
+            return .json(400, "{\"error\":\"malformed_body\",\"field\":\(JSONString.quote(field)),\"message\":\(JSONString.quote(message))}")
+        case .unavailable(let message):
+            return .error(503, code: "store_unavailable", message: message, headers: ["Retry-After": "1"])
+        }
+    }
+}
+
+/// Counters of the pipeline (exported as metrics).
+public final class IngestionStatistics: Sendable {
+    public let received = Atomic<Int>(0)
+    public let appended = Atomic<Int>(0)
+    public let duplicateTransport = Atomic<Int>(0)
+    public let duplicateSemantic = Atomic<Int>(0)
+    public let signatureMissing = Atomic<Int>(0)
+    public let signatureInvalidV1 = Atomic<Int>(0)
+    public let signatureInvalidV2 = Atomic<Int>(0)
+    public let malformed = Atomic<Int>(0)
+    public let quarantined = Atomic<Int>(0)
+    public let storeFailures = Atomic<Int>(0)
+}

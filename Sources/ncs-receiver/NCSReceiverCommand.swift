@@ -1,0 +1,18 @@
+import ArgumentParser
+import Foundation
+import Logging
+import ReceiverApp
+import ServiceLifecycle
+import UnixSignals
+
+@main
+struct NCSReceiverCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "ncs-receiver",
+        abstract: "Receive Agora Cloud Recording notification callbacks (NCS), keep them, and keep recordings alive.",
+        version: ReceiverApp.version,
+        subcommands: [Serve.self, Replay.self],
+        defaultSubcommand: nil
+    )
+}
+

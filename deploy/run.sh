@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# The run command (README, "Run the service"): installs what the build needs, builds a release
+# binary and runs `ncs-receiver serve` with an embedded SQLite store in ./data. Arguments are
+# passed to `serve`; secrets come from the environment (NCS_SECRETS, NCS_ADMIN_TOKEN).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+if ! dpkg -s libsqlite3-dev >/dev/null 2>&1; then
+    if [ "$(id -u)" = 0 ]; then sudo=""; else sudo=sudo; fi
+    $sudo apt-get update -qq
+    $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq libsqlite3-dev >/dev/null
+fi
+swift build -c release --product ncs-receiver
+exec .build/release/ncs-receiver serve "$@"
