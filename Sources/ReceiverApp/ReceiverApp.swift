@@ -124,6 +124,8 @@ public final class ReceiverApp: Sendable {
         [
             CommitterService(committer: committer, store: store),
             HeartbeatService(hub: hub),
+            RetentionService(store: store, policy: configuration.retentionPolicy,
+                             interval: .seconds(configuration.sweepIntervalSeconds), logger: logger),
             HTTPServerService(server: adminServer),
             HTTPServerService(server: publicServer, onShutdown: { [draining] in draining.set() }),
         ]
@@ -189,5 +191,31 @@ struct HeartbeatService: Service {
             hub.heartbeat()
         }
         hub.close()
+    }
+}
+
+/// Sweeps the store on an interval: old or surplus events, dedup keys past their window, old
+/// quarantine items. A failed sweep is logged and tried again next time.
+struct RetentionService: Service {
+    let store: any EventStore
+    let policy: RetentionPolicy
+    let interval: Duration
+    let logger: Logger
+
+    func run() async throws {
+        while !Task.isShuttingDownGracefully && !Task.isCancelled {
+            do {
+                let report = try await store.sweep(policy, nowMs: Int64(Date().timeIntervalSince1970 * 1000))
+                if report != SweepReport() {
+                    logger.info("retention sweep", metadata: [
+                        "events": "\(report.eventsDeleted)", "dedup_keys": "\(report.dedupKeysDeleted)",
+                        "quarantine": "\(report.quarantineDeleted)",
+                    ])
+                }
+            } catch {
+                logger.warning("retention sweep failed", metadata: ["error": "\(error)"])
+            }
+            try? await Task.sleep(for: interval)
+        }
     }
 }

@@ -1,3 +1,4 @@
+import EventStore
 import Foundation
 import HTTPCore
 import HTTPServer
@@ -37,8 +38,29 @@ public struct ReceiverConfiguration: Sendable {
     public var adminToken: String?
     public var adminTokenFile: String?
     public var adminNoAuth = false
+    /// Events older than this many days are dropped by the sweeper; 0 keeps them forever.
+    public var retentionDays = 0.0
+    /// Only the newest N events are kept; 0 keeps all.
+    public var retentionMaxEvents = 0
+    public var quarantineMaxAgeDays = 30.0
+    public var sweepIntervalSeconds = 300.0
 
     public init() {}
+
+    /// The sweeper's policy. The dedup window never drops below the configured minimum, and the
+    /// log is never trimmed below it either: a resend must still find the key of its original.
+    public var retentionPolicy: RetentionPolicy {
+        let day = 86_400_000.0
+        let dedupWindow = Int64(dedupWindowDays * day)
+        return RetentionPolicy(
+            maxEventAgeMs: retentionDays > 0 ? max(Int64(retentionDays * day), dedupWindow) : nil,
+            maxEventCount: retentionMaxEvents > 0 ? retentionMaxEvents : nil,
+            dedupWindowMs: dedupWindow,
+            maxQuarantineCount: quarantineMaxCount,
+            maxQuarantineBytes: quarantineMaxBytes,
+            maxQuarantineAgeMs: Int64(quarantineMaxAgeDays * day)
+        )
+    }
 
     /// Where the event log lives: ``store``, or SQLite in ``dataDirectory``.
     public var storeLocation: String {
@@ -114,6 +136,10 @@ public struct ReceiverConfiguration: Sendable {
             .secret("admin-token", "NCS_ADMIN_TOKEN", "Bearer token of the admin listener.") { $0.adminToken = $1 },
             .string("admin-token-file", "NCS_ADMIN_TOKEN_FILE", "File holding the admin bearer token.", "") { $0.adminTokenFile = $1 },
             .bool("admin-no-auth", "NCS_ADMIN_NO_AUTH", "Serve the admin listener without a token (only allowed on a loopback address).") { $0.adminNoAuth = $1 },
+            .number("retention-days", "NCS_RETENTION_DAYS", "Days events are kept (0: forever; never less than the dedup window).", d.retentionDays) { $0.retentionDays = $1 },
+            .int("retention-max-events", "NCS_RETENTION_MAX_EVENTS", "Newest events kept (0: all).", d.retentionMaxEvents, range: 0...Int.max) { $0.retentionMaxEvents = $1 },
+            .number("quarantine-max-age-days", "NCS_QUARANTINE_MAX_AGE_DAYS", "Days refused requests are kept.", d.quarantineMaxAgeDays) { $0.quarantineMaxAgeDays = $1 },
+            .seconds("sweep-interval", "NCS_SWEEP_INTERVAL", "Seconds between retention sweeps.", d.sweepIntervalSeconds) { $0.sweepIntervalSeconds = $1 },
         ]
     }()
 
@@ -187,6 +213,16 @@ extension ReceiverConfiguration.Setting {
         }
         setting.isSecret = true
         return setting
+    }
+
+    static func number(_ flag: String, _ env: String, _ help: String, _ value: Double,
+                       _ apply: @escaping @Sendable (inout ReceiverConfiguration, Double) -> Void) -> Self {
+        .init(flag: flag, environment: env, help: help, defaultValue: value.formatted) { configuration, text throws(ConfigurationError) in
+            guard let number = Double(text.trimmingASCIIWhitespace()), number >= 0, number <= 36_500 else {
+                throw ConfigurationError(key: flag, reason: "'\(text)' is not a number in [0, 36500]")
+            }
+            apply(&configuration, number)
+        }
     }
 
     static func bool(_ flag: String, _ env: String, _ help: String,

@@ -24,9 +24,10 @@ struct Replay: AsyncParsableCommand {
 
         Examples:
           NCS_SECRET=ncs-fixture-secret ncs-receiver replay Fixtures/ncs/events
-          ncs-receiver replay --secret-file ~/.ncs-secret Fixtures/ncs --resend --redundant
-          ncs-receiver replay --scenario Fixtures/ncs/scenarios/resends.json --speed 100
-          ncs-receiver replay Fixtures/ncs/events --repeat 100 --rate 500 --concurrency 8 --quiet
+          ncs-receiver replay --secret-file s.txt Fixtures/ncs --resend --redundant
+          ncs-receiver replay --scenario Fixtures/ncs/scenarios/resends.json --speed 0
+          ncs-receiver replay Fixtures/ncs/events --repeat 100 --rate 500 -q
+          ncs-receiver replay Fixtures/ncs/events --concurrency 8 --url URL
         """
     )
 

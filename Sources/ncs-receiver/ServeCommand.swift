@@ -45,6 +45,10 @@ struct Serve: AsyncParsableCommand {
     @Option(name: .customLong("quarantine-max-bytes"), help: .init(help(for: "quarantine-max-bytes"), valueName: "bytes")) var quarantineMaxBytes: Int?
     @Option(name: .customLong("admin-token-file"), help: .init(help(for: "admin-token-file"), valueName: "path")) var adminTokenFile: String?
     @Flag(name: .customLong("admin-no-auth"), help: .init(help(for: "admin-no-auth"))) var adminNoAuth = false
+    @Option(name: .customLong("retention-days"), help: .init(help(for: "retention-days"), valueName: "days")) var retentionDays: Double?
+    @Option(name: .customLong("retention-max-events"), help: .init(help(for: "retention-max-events"), valueName: "n")) var retentionMaxEvents: Int?
+    @Option(name: .customLong("quarantine-max-age-days"), help: .init(help(for: "quarantine-max-age-days"), valueName: "days")) var quarantineMaxAgeDays: Double?
+    @Option(name: .customLong("sweep-interval"), help: .init(help(for: "sweep-interval"), valueName: "seconds")) var sweepInterval: Double?
 
     static func help(for flag: String) -> String {
         guard let setting = ReceiverConfiguration.settings.first(where: { $0.flag == flag }) else { return "" }
@@ -80,6 +84,10 @@ struct Serve: AsyncParsableCommand {
         values["quarantine-max-bytes"] = quarantineMaxBytes.map(String.init)
         values["admin-token-file"] = adminTokenFile
         values["admin-no-auth"] = adminNoAuth ? "true" : nil
+        values["retention-days"] = retentionDays.map { "\($0)" }
+        values["retention-max-events"] = retentionMaxEvents.map(String.init)
+        values["quarantine-max-age-days"] = quarantineMaxAgeDays.map { "\($0)" }
+        values["sweep-interval"] = sweepInterval.map { "\($0)" }
         return values
     }
 

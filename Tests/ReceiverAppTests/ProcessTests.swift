@@ -92,11 +92,17 @@ final class ReceiverProcess: @unchecked Sendable {
         child.publicPort = publicPort
         child.adminPort = adminPort
         try child.process.run()
-        guard try child.waitForOutput(containing: "address=127.0.0.1:\(publicPort)") else {
-            child.terminate()
-            throw RawHTTPClient.Error("receiver did not start: \(child.output)")
+        // Ready when both listeners accept (the log level may hide the "listening" lines).
+        let deadline = Date().addingTimeInterval(30)
+        while Date() < deadline {
+            if (try? RawHTTPClient(port: publicPort, timeout: 1)) != nil, (try? RawHTTPClient(port: adminPort, timeout: 1)) != nil {
+                return child
+            }
+            if !child.process.isRunning { break }
+            Thread.sleep(forTimeInterval: 0.02)
         }
-        return child
+        child.terminate()
+        throw RawHTTPClient.Error("receiver did not start: \(child.output)")
     }
 
     private init(arguments: [String], environment: [String: String]) {
