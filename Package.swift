@@ -97,7 +97,7 @@ let package = Package(
         .testTarget(name: "NCSTests", dependencies: ["NCS", "ReceiverTesting"]),
         .testTarget(name: "EventStoreTests", dependencies: ["EventStore", "ReceiverTesting"]),
         .testTarget(name: "SimulatorTests", dependencies: ["Simulator", "NCS", "HTTPServer", "ReceiverTesting"]),
-        .testTarget(name: "ReceiverAppTests", dependencies: ["ReceiverApp", "NCS", "ReceiverTesting"]),
+        .testTarget(name: "ReceiverAppTests", dependencies: ["ReceiverApp", "NCS", "EventStore", "Simulator", "ReceiverTesting"]),
     ]
 )
 

@@ -156,6 +156,19 @@ public final class RawHTTPClient {
         return response
     }
 
+    /// Reads only a response's status line and headers (for streams read chunk by chunk).
+    public func readResponseHead() throws -> Response? {
+        guard let statusLine = try readLine() else { return nil }
+        let parts = statusLine.split(separator: " ", maxSplits: 2, omittingEmptySubsequences: false)
+        guard parts.count >= 2, let status = Int(parts[1]) else { throw Error("bad status line '\(statusLine)'") }
+        var headers = HTTPHeaders()
+        while let line = try readLine(), !line.isEmpty {
+            guard let colon = line.firstIndex(of: ":") else { throw Error("bad header '\(line)'") }
+            headers.add(name: String(line[..<colon]), value: String(line[line.index(after: colon)...].trimmingASCIIWhitespace()))
+        }
+        return Response(status: status, reason: parts.count > 2 ? String(parts[2]) : "", version: String(parts[0]), headers: headers, body: [])
+    }
+
     /// Reads a chunk-size line and its data from a chunked stream (for streaming tests).
     public func readChunk() throws -> [UInt8]? {
         guard let sizeLine = try readLine(), let size = Int(sizeLine, radix: 16) else { return nil }

@@ -1,6 +1,7 @@
 import EventStore
 import Foundation
 import Logging
+import Logging
 import NCS
 import ReceiverTesting
 import Synchronization
