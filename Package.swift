@@ -90,6 +90,12 @@ let package = Package(
             dependencies: ["HTTPServer", .product(name: "Logging", package: "swift-log")],
             path: "Tests/Benchmarks/HTTPBenchServer"
         ),
+        // Tests/Benchmarks/SSEBench: catching up on a long log over SSE.
+        .executableTarget(
+            name: "sse-bench",
+            dependencies: ["ReceiverApp", "EventStore", "HTTPServer", .product(name: "Logging", package: "swift-log")],
+            path: "Tests/Benchmarks/SSEBench"
+        ),
         // Shared test support: fixture loader, raw-bytes loopback client, process handles.
         .target(name: "ReceiverTesting", dependencies: ["HTTPCore"]),
         .testTarget(name: "HTTPCoreTests", dependencies: ["HTTPCore", "ReceiverTesting"]),

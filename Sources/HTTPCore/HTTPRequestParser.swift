@@ -207,6 +207,9 @@ public struct HTTPRequestParser: Sendable {
         var index = scanned
         let limit = limits.maxHeaderSectionBytes
         while index < bytes.count {
+            // Decided byte by byte, so the answer never depends on how TCP split the bytes: past
+            // the limit it is 431, whatever the bytes beyond it would have been.
+            guard index < limit else { throw .headerSectionTooLarge(limit: limit) }
             let byte = bytes[index]
             if byte == LF {
                 // RFC 9112 §2.2 lets a recipient accept a bare LF; we do not (as llhttp's strict mode),

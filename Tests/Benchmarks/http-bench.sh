@@ -1,0 +1,231 @@
+#!/usr/bin/env bash
+# Our HTTP server against nginx on the same trivial request, driven by wrk over loopback.
+#
+#   bash Tests/Benchmarks/http-bench.sh
+#
+# Rounds alternate (nginx, ours, nginx, ours, …) and each figure is the median of the rounds,
+# because a shared machine is noisy. Printed per server: requests/s, p50, p99, peak RSS
+# (VmHWM; for nginx the sum over its workers), then ours/nginx for requests/s and p99.
+#
+# Environment:
+#   DURATION=10          seconds per round
+#   ROUNDS=3             rounds per server
+#   CONNECTIONS=32       wrk connections (one wrk thread: WRK_THREADS=1)
+#   PATH_UNDER_TEST=/v1/echo
+#   WRK_SCRIPT=<file>    wrk Lua script (default: POST a small JSON body, application/json)
+#   SERVER_CMD="<cmd>"   benchmark this command instead of http-bench-server; `{port}` in it is
+#                        replaced by the port to listen on, else the port is appended
+#   SCRATCH_PATH=<dir>   swift build --scratch-path for http-bench-server (default .build)
+#
+# Installs nothing except nginx and wrk when they are missing (apt-get, as root or with sudo).
+set -euo pipefail
+
+DURATION="${DURATION:-10}"
+ROUNDS="${ROUNDS:-3}"
+CONNECTIONS="${CONNECTIONS:-32}"
+WRK_THREADS="${WRK_THREADS:-1}"
+PATH_UNDER_TEST="${PATH_UNDER_TEST:-/v1/echo}"
+
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
+cd "$root"
+
+# --- Tools -------------------------------------------------------------------------------------
+if ! command -v nginx >/dev/null || ! command -v wrk >/dev/null; then
+    sudo=""
+    if [[ $(id -u) != 0 ]]; then sudo="sudo"; fi
+    echo "== installing nginx-light and wrk"
+    $sudo apt-get update
+    $sudo apt-get install -y nginx-light wrk
+fi
+NGINX="$(command -v nginx)"
+
+# --- Clean-up ----------------------------------------------------------------------------------
+work="$(mktemp -d /tmp/http-bench.XXXXXX)"
+chmod 755 "$work"
+pids=()
+cleanup() {
+    local pid
+    for pid in "${pids[@]}"; do kill -TERM -- "$pid" 2>/dev/null || true; done
+    for pid in "${pids[@]}"; do wait "${pid#-}" 2>/dev/null || true; done
+    rm -rf "$work"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+# --- Helpers -----------------------------------------------------------------------------------
+port_is_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+
+free_port() {
+    local port
+    for _ in $(seq 1 200); do
+        port=$((20000 + RANDOM % 20000))
+        if ! port_is_open "$port"; then echo "$port"; return; fi
+    done
+    echo "no free port found" >&2
+    exit 1
+}
+
+wait_for_port() {
+    local port=$1 pid=$2
+    for _ in $(seq 1 300); do
+        port_is_open "$port" && return 0
+        kill -0 "$pid" 2>/dev/null || { echo "server (pid $pid) exited before listening" >&2; return 1; }
+        sleep 0.1
+    done
+    echo "nothing listens on $port after 30 s" >&2
+    return 1
+}
+
+# VmHWM in KiB of the given pids, summed.
+peak_rss_kib() {
+    local total=0 pid value
+    for pid in "$@"; do
+        value=$(awk '/^VmHWM:/ { print $2 }' "/proc/$pid/status" 2>/dev/null || echo 0)
+        total=$((total + ${value:-0}))
+    done
+    echo "$total"
+}
+
+# Resets VmHWM (Linux >= 4.0) so each round's peak is its own.
+reset_peak() {
+    local pid
+    for pid in "$@"; do echo 5 > "/proc/$pid/clear_refs" 2>/dev/null || true; done
+}
+
+# A wrk latency like 812.00us, 1.20ms or 1.05s, in milliseconds.
+to_ms() {
+    awk -v v="$1" 'BEGIN {
+        if (v ~ /us$/) { sub(/us$/, "", v); printf "%.3f", v / 1000 }
+        else if (v ~ /ms$/) { sub(/ms$/, "", v); printf "%.3f", v }
+        else if (v ~ /m$/) { sub(/m$/, "", v); printf "%.3f", v * 60000 }
+        else if (v ~ /s$/) { sub(/s$/, "", v); printf "%.3f", v * 1000 }
+        else { printf "%.3f", v }
+    }'
+}
+
+median() { printf '%s\n' "$@" | sort -g | awk '{ a[NR] = $1 } END { if (NR % 2) print a[(NR + 1) / 2]; else printf "%.3f\n", (a[NR / 2] + a[NR / 2 + 1]) / 2 }'; }
+maximum() { printf '%s\n' "$@" | sort -g | tail -1; }
+
+# --- wrk script --------------------------------------------------------------------------------
+if [[ -z "${WRK_SCRIPT:-}" ]]; then
+    WRK_SCRIPT="$work/post.lua"
+    cat > "$WRK_SCRIPT" <<'LUA'
+wrk.method = "POST"
+wrk.body = '{"noticeId":"bench","productId":3,"eventType":1,"payload":{"n":1}}'
+wrk.headers["Content-Type"] = "application/json"
+LUA
+fi
+[[ -r "$WRK_SCRIPT" ]] || { echo "WRK_SCRIPT $WRK_SCRIPT is not readable" >&2; exit 1; }
+
+# --- Our server --------------------------------------------------------------------------------
+ours_port=$(free_port)
+if [[ -z "${SERVER_CMD:-}" ]]; then
+    build=(swift build -c release --product http-bench-server)
+    if [[ -n "${SCRATCH_PATH:-}" ]]; then build+=(--scratch-path "$SCRATCH_PATH"); fi
+    echo "== ${build[*]}"
+    "${build[@]}"
+    bin_path="$("${build[@]}" --show-bin-path)"
+    ours_cmd="$bin_path/http-bench-server $ours_port"
+    ours_label="http-bench-server"
+else
+    if [[ "$SERVER_CMD" == *"{port}"* ]]; then ours_cmd="${SERVER_CMD//\{port\}/$ours_port}"; else ours_cmd="$SERVER_CMD $ours_port"; fi
+    ours_label="SERVER_CMD"
+fi
+echo "== starting ours: $ours_cmd"
+# Its own process group, so clean-up reaches whatever SERVER_CMD starts (wrappers, `env`, …).
+setsid bash -c "$ours_cmd" > "$work/ours.log" 2>&1 &
+ours_pid=$!
+pids+=("-$ours_pid")
+wait_for_port "$ours_port" "$ours_pid" || { cat "$work/ours.log" >&2; exit 1; }
+# The process to measure is the one listening (SERVER_CMD may be a wrapper or a pipeline).
+listener_pid=$(ss -Hltnp "sport = :$ours_port" 2>/dev/null | grep -o 'pid=[0-9]*' | head -1 | cut -d= -f2 || true)
+ours_pid="${listener_pid:-$ours_pid}"
+
+# --- nginx -------------------------------------------------------------------------------------
+nginx_port=$(free_port)
+while [[ "$nginx_port" == "$ours_port" ]]; do nginx_port=$(free_port); done
+mkdir -p "$work/nginx"
+cat > "$work/nginx/nginx.conf" <<NGINX
+worker_processes auto;
+daemon off;
+pid $work/nginx/nginx.pid;
+error_log $work/nginx/error.log warn;
+events { worker_connections 4096; }
+http {
+    access_log off;
+    keepalive_requests 1000;
+    client_body_temp_path $work/nginx/body;
+    proxy_temp_path $work/nginx/proxy;
+    fastcgi_temp_path $work/nginx/fastcgi;
+    uwsgi_temp_path $work/nginx/uwsgi;
+    scgi_temp_path $work/nginx/scgi;
+    server {
+        listen 127.0.0.1:$nginx_port;
+        location / {
+            default_type application/json;
+            return 200 '{"ok":true}';
+        }
+    }
+}
+NGINX
+echo "== starting nginx on 127.0.0.1:$nginx_port ($("$NGINX" -v 2>&1 | sed 's/.*: //'))"
+"$NGINX" -p "$work/nginx" -c "$work/nginx/nginx.conf" -e "$work/nginx/error.log" > "$work/nginx.log" 2>&1 &
+nginx_pid=$!
+pids+=("$nginx_pid")
+wait_for_port "$nginx_port" "$nginx_pid" || { cat "$work/nginx.log" "$work/nginx/error.log" >&2; exit 1; }
+nginx_workers() { pgrep -P "$nginx_pid" | tr '\n' ' '; }
+
+# Both must answer the request under test before anything is measured.
+for target in "$ours_port" "$nginx_port"; do
+    wrk -t1 -c1 -d1s -s "$WRK_SCRIPT" "http://127.0.0.1:$target$PATH_UNDER_TEST" > "$work/warm.txt" 2>&1 || true
+    if grep -q "Non-2xx" "$work/warm.txt"; then
+        echo "warning: port $target answers non-2xx for $PATH_UNDER_TEST:" >&2
+        grep "Non-2xx" "$work/warm.txt" >&2
+    fi
+done
+
+# --- Rounds ------------------------------------------------------------------------------------
+declare -A rps p50 p99 rss errors
+run_round() {
+    local name=$1 port=$2 round=$3
+    shift 3
+    local watched=("$@")
+    reset_peak "${watched[@]}"
+    local out="$work/$name-$round.txt"
+    wrk -t"$WRK_THREADS" -c"$CONNECTIONS" -d"${DURATION}s" --latency -s "$WRK_SCRIPT" \
+        "http://127.0.0.1:$port$PATH_UNDER_TEST" > "$out" 2>&1
+    local r l50 l99 bad
+    r=$(awk '/^Requests\/sec:/ { print $2 }' "$out")
+    l50=$(to_ms "$(awk '$1 == "50%" { print $2 }' "$out")")
+    l99=$(to_ms "$(awk '$1 == "99%" { print $2 }' "$out")")
+    bad=$(awk '/Non-2xx or 3xx responses:/ { n += $NF } /Socket errors:/ { gsub(/,/, ""); n += $4 + $6 + $8 + $10 } END { print n + 0 }' "$out")
+    rps[$name]+="${r:-0} "
+    p50[$name]+="$l50 "
+    p99[$name]+="$l99 "
+    rss[$name]+="$(peak_rss_kib "${watched[@]}") "
+    errors[$name]=$(( ${errors[$name]:-0} + bad ))
+    printf '   round %d %-6s %10s req/s  p50 %8s ms  p99 %8s ms  errors %s\n' "$round" "$name" "${r:-?}" "$l50" "$l99" "$bad"
+}
+
+echo "== $ROUNDS rounds of ${DURATION}s, $CONNECTIONS connections, wrk -t$WRK_THREADS, script $(basename "$WRK_SCRIPT") on $PATH_UNDER_TEST"
+for round in $(seq 1 "$ROUNDS"); do
+    # shellcheck disable=SC2046
+    run_round nginx "$nginx_port" "$round" $(nginx_workers)
+    run_round ours "$ours_port" "$round" "$ours_pid"
+done
+
+# --- Report ------------------------------------------------------------------------------------
+echo
+echo "== median of $ROUNDS rounds (peak RSS: highest round)"
+# shellcheck disable=SC2086
+for name in nginx ours; do
+    label=$([[ $name == nginx ]] && echo "nginx (RSS = sum of $(nginx_workers | wc -w) workers' VmHWM)" || echo "ours: $ours_label (VmHWM)")
+    printf '%-8s %10.0f req/s  p50 %7.3f ms  p99 %7.3f ms  peak RSS %7.1f MiB  errors %s   %s\n' \
+        "$name" "$(median ${rps[$name]})" "$(median ${p50[$name]})" "$(median ${p99[$name]})" \
+        "$(awk -v k="$(maximum ${rss[$name]})" 'BEGIN { print k / 1024 }')" "${errors[$name]}" "$label"
+done
+# shellcheck disable=SC2086
+awk -v ro="$(median ${rps[ours]})" -v rn="$(median ${rps[nginx]})" \
+    -v po="$(median ${p99[ours]})" -v pn="$(median ${p99[nginx]})" 'BEGIN {
+    printf "ours/nginx: req/s %.2fx   p99 %.2fx (lower is better)\n", (rn > 0 ? ro / rn : 0), (pn > 0 ? po / pn : 0)
+}'

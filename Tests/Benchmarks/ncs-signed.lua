@@ -1,0 +1,49 @@
+-- wrk script: a distinct, correctly signed NCS callback per request (new noticeId, sid and
+-- sequence each time), so the receiver runs its whole pipeline and appends every one.
+-- The HMAC-SHA256 comes from OpenSSL's libcrypto through LuaJIT's FFI (wrk embeds LuaJIT).
+-- Secret: NCS_BENCH_SECRET, default ncs-fixture-secret.
+local ffi = require("ffi")
+ffi.cdef[[
+unsigned char *HMAC(const void *evp_md, const void *key, int key_len,
+                    const unsigned char *d, size_t n, unsigned char *md, unsigned int *md_len);
+const void *EVP_sha256(void);
+]]
+local crypto = ffi.load("crypto")
+local secret = os.getenv("NCS_BENCH_SECRET") or "ncs-fixture-secret"
+local digest = ffi.new("unsigned char[32]")
+local digestLength = ffi.new("unsigned int[1]")
+local hex = {}
+for i = 0, 255 do hex[i] = string.format("%02x", i) end
+
+local counter = 0
+local prefix = tostring(math.random(1, 1e9)) .. "-" .. tostring(os.time())
+
+local function sign(body)
+  crypto.HMAC(crypto.EVP_sha256(), secret, #secret, body, #body, digest, digestLength)
+  local out = {}
+  for i = 0, 31 do out[i + 1] = hex[digest[i]] end
+  return table.concat(out)
+end
+
+setup = function(thread)
+  thread:set("threadPrefix", tostring(math.random(1, 1e9)))
+end
+
+request = function()
+  counter = counter + 1
+  local id = prefix .. "-" .. (threadPrefix or "t") .. "-" .. counter
+  local body = '{"noticeId":"' .. id .. '","productId":3,"eventType":33,"notifyMs":1718600001023,' ..
+    '"payload":{"cname":"bench_room","uid":"527841","sid":"sid-' .. id .. '","sequence":' .. counter ..
+    ',"sendts":1718600001000,"serviceType":2,"details":{"msgName":"uploading_progress","progress":"' .. (counter % 100) .. '"}}}'
+  return wrk.format("POST", nil, {
+    ["Content-Type"] = "application/json",
+    ["Agora-Signature-V2"] = sign(body),
+  }, body)
+end
+
+response = function(status, headers, body)
+  if status ~= 200 then
+    errors = (errors or 0) + 1
+    if errors <= 3 then io.stderr:write("unexpected status " .. status .. ": " .. body .. "\n") end
+  end
+end
