@@ -517,16 +517,14 @@ public final class PostgresEventStore: EventStore {
     // MARK: - Wake-ups
 
     public func observeAppends(_ handler: @escaping @Sendable (Int64) -> Void) {
-        let start = state.withLock { state -> Bool in
+        state.withLock { state in
             state.observers.append(handler)
-            return state.listener == nil && !state.closed
-        }
-        if start {
-            let task = Task { [weak self] in
+            // Started under the lock: two first observers never start two listeners.
+            guard state.listener == nil && !state.closed else { return }
+            state.listener = Task { [weak self] in
                 guard let self else { return }
                 await self.listen()
             }
-            state.withLock { $0.listener = task }
         }
     }
 
@@ -536,6 +534,7 @@ public final class PostgresEventStore: EventStore {
         let configuration = connection
         let logger = self.logger
         var id = 1
+        var failures = 0
         while !Task.isCancelled {
             do {
                 let conn = try await PostgresConnection.connect(configuration: configuration, id: id, logger: logger)
@@ -543,6 +542,8 @@ public final class PostgresEventStore: EventStore {
                 do {
                     try await conn.listen(on: Self.notificationChannel) { notifications in
                         backoff = .milliseconds(200)
+                        if failures > 0 { logger.info("PostgreSQL listener reconnected") }
+                        failures = 0
                         // Anything committed while we were away: report the current head once.
                         for try await head in try await conn.query("SELECT head FROM log_head WHERE id = 1", logger: logger)
                             .decode(Int64.self) {
@@ -559,7 +560,10 @@ public final class PostgresEventStore: EventStore {
                 try? await conn.close()
             } catch {
                 if Task.isCancelled { return }
-                logger.warning("PostgreSQL listener lost; retrying", metadata: ["error": "\(Self.map(error))"])
+                failures += 1
+                // Once per outage at warning level; the retries themselves at debug.
+                logger.log(level: failures == 1 ? .warning : .debug, "PostgreSQL listener lost; retrying",
+                           metadata: ["error": "\(Self.map(error))", "attempt": "\(failures)"])
             }
             try? await Task.sleep(for: backoff)
             backoff = min(backoff * 2, .seconds(5))

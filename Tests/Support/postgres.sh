@@ -49,6 +49,16 @@ pick_port() {
     die "no free TCP port found"
 }
 
+# pg_ctl's server outlives this script: give it no inherited descriptor but stdin/stdout/stderr,
+# so a caller reading our stdout through a pipe (whose write end it may have leaked to us under
+# another number) still sees end-of-file when we exit.
+close_inherited_fds() {
+    local fd
+    for fd in $(ls "/proc/$BASHPID/fd"); do
+        if [ "$fd" -gt 2 ] && [ "$fd" -ne 255 ]; then eval "exec $fd>&-" 2>/dev/null || true; fi
+    done
+}
+
 is_running() {
     [ -f "$data/PG_VERSION" ] && as_owner "$bindir/pg_ctl" -D "$data" status >/dev/null 2>&1
 }
@@ -85,7 +95,7 @@ EOF
     local port
     port=$(cat "$dir/port")
     if ! is_running; then
-        as_owner "$bindir/pg_ctl" -D "$data" -l "$dir/log" -w -t 60 start >/dev/null \
+        ( close_inherited_fds; as_owner "$bindir/pg_ctl" -D "$data" -l "$dir/log" -w -t 60 start </dev/null >/dev/null 2>&1 ) \
             || { tail -n 30 "$dir/log" >&2 || true; die "pg_ctl start failed (port $port)"; }
     fi
     local psql=("$bindir/psql" -X -q -h 127.0.0.1 -p "$port" -U postgres -d postgres -v ON_ERROR_STOP=1)
