@@ -42,13 +42,19 @@ public struct HTTPRequestHead: Sendable, Equatable {
 
     /// The path part of the target, without the query; absolute-form targets are reduced to it.
     public var path: Substring {
-        var rest = Substring(target)
-        if !rest.hasPrefix("/"), let colon = rest.firstIndex(of: ":"), rest[colon...].hasPrefix("://") {
-            rest = rest[rest.index(colon, offsetBy: 3)...]
-            rest = rest.firstIndex(of: "/").map { rest[$0...] } ?? "/"
+        let utf8 = target.utf8
+        var start = utf8.startIndex
+        if utf8.first != UInt8(ascii: "/") {
+            // absolute-form: scheme "://" authority path
+            if let colon = utf8.firstIndex(of: UInt8(ascii: ":")),
+               utf8[colon...].starts(with: "://".utf8) {
+                let authority = utf8.index(colon, offsetBy: 3)
+                guard let slash = utf8[authority...].firstIndex(of: UInt8(ascii: "/")) else { return "/" }
+                start = slash
+            }
         }
-        if let q = rest.firstIndex(where: { $0 == "?" || $0 == "#" }) { return rest[..<q] }
-        return rest
+        let end = utf8[start...].firstIndex { $0 == UInt8(ascii: "?") || $0 == UInt8(ascii: "#") } ?? utf8.endIndex
+        return target[start..<end]
     }
 
     /// The raw query string after `?`, or nil.

@@ -258,6 +258,7 @@ public struct HTTPRequestParser: Sendable {
         let (method, target, version) = try parseRequestLine(UnsafeRawBufferPointer(rebasing: section[..<requestLineEnd]))
 
         var headers = HTTPHeaders()
+        headers.reserveCapacity(8)
         var hostCount = 0
         var contentLengths: [Substring] = []
         var transferEncodings: [String] = []
@@ -274,22 +275,21 @@ public struct HTTPRequestParser: Sendable {
             headers.add(name: field.name, value: field.value)
             guard headers.count <= limits.maxHeaderFields else { throw .tooManyHeaderFields(limit: limits.maxHeaderFields) }
 
-            switch field.name.utf8.count {
-            case 4 where field.name.equalsIgnoringASCIICase("host"):
+            // Classified on the raw name bytes: most fields are none of these and cost one length check.
+            switch KnownField(line) {
+            case .host:
                 hostCount += 1
-            case 6 where field.name.equalsIgnoringASCIICase("expect"):
+            case .expect:
                 expectation = field.value
-            case 10 where field.name.equalsIgnoringASCIICase("connection"):
-                for token in field.value.split(separator: ",") {
-                    let token = token.trimmingASCIIWhitespace()
-                    if token.equalsIgnoringASCIICase("close") { closeRequested = true }
-                    if token.equalsIgnoringASCIICase("keep-alive") { keepAliveRequested = true }
-                }
-            case 14 where field.name.equalsIgnoringASCIICase("content-length"):
+            case .connection:
+                let tokens = Self.connectionTokens(field.value)
+                closeRequested = closeRequested || tokens.close
+                keepAliveRequested = keepAliveRequested || tokens.keepAlive
+            case .contentLength:
                 contentLengths.append(Substring(field.value))
-            case 17 where field.name.equalsIgnoringASCIICase("transfer-encoding"):
+            case .transferEncoding:
                 transferEncodings.append(field.value)
-            default:
+            case .other:
                 break
             }
             lineStart = lineEnd + 2
@@ -316,6 +316,27 @@ public struct HTTPRequestParser: Sendable {
             method: method, target: target, version: version, headers: headers,
             keepAlive: keepAlive, expectsContinue: expectsContinue, framing: framing
         )
+    }
+
+    /// `close` and `keep-alive` in a Connection value, compared byte-wise and case-insensitively.
+    static func connectionTokens(_ value: String) -> (close: Bool, keepAlive: Bool) {
+        var close = false, keepAlive = false
+        var value = value
+        value.withUTF8 { bytes in
+            var start = 0
+            while start <= bytes.count {
+                var end = start
+                while end < bytes.count, bytes[end] != UInt8(ascii: ",") { end += 1 }
+                var a = start, b = end
+                while a < b, bytes[a] == SP || bytes[a] == HTAB { a += 1 }
+                while b > a, bytes[b - 1] == SP || bytes[b - 1] == HTAB { b -= 1 }
+                let token = UnsafeBufferPointer(rebasing: bytes[a..<b])
+                if asciiEqualsLowercase(token, "close") { close = true }
+                if asciiEqualsLowercase(token, "keep-alive") { keepAlive = true }
+                start = end + 1
+            }
+        }
+        return (close, keepAlive)
     }
 
     private func bodyFraming(
@@ -459,6 +480,39 @@ public struct HTTPRequestParser: Sendable {
 }
 
 // MARK: - Byte helpers
+
+/// The header fields whose meaning the parser needs, recognised from the raw line.
+enum KnownField {
+    case host, expect, connection, contentLength, transferEncoding, other
+
+    init(_ line: UnsafeRawBufferPointer) {
+        // The name ends at the colon, which parseField has already validated.
+        var colon = 0
+        while colon < line.count, line[colon] != COLON { colon += 1 }
+        let name = UnsafeBufferPointer(rebasing: line.bindMemory(to: UInt8.self)[..<colon])
+        switch colon {
+        case 4 where asciiEqualsLowercase(name, "host"): self = .host
+        case 6 where asciiEqualsLowercase(name, "expect"): self = .expect
+        case 10 where asciiEqualsLowercase(name, "connection"): self = .connection
+        case 14 where asciiEqualsLowercase(name, "content-length"): self = .contentLength
+        case 17 where asciiEqualsLowercase(name, "transfer-encoding"): self = .transferEncoding
+        default: self = .other
+        }
+    }
+}
+
+/// `bytes` equals `lowercase` (given in lowercase ASCII) ignoring ASCII case.
+@inlinable
+func asciiEqualsLowercase(_ bytes: UnsafeBufferPointer<UInt8>, _ lowercase: StaticString) -> Bool {
+    guard bytes.count == lowercase.utf8CodeUnitCount else { return false }
+    let expected = lowercase.utf8Start
+    for index in 0..<bytes.count {
+        var byte = bytes[index]
+        if byte >= UInt8(ascii: "A") && byte <= UInt8(ascii: "Z") { byte |= 0x20 }
+        if byte != expected[index] { return false }
+    }
+    return true
+}
 
 @usableFromInline let CR: UInt8 = 13
 @usableFromInline let LF: UInt8 = 10

@@ -112,8 +112,7 @@ public enum HTTPResponseEncoder {
         buffer.append(contentsOf: crlf)
         for (name, value) in headers {
             // Framing headers are ours to write; a handler's copy would contradict them.
-            if name.equalsIgnoringASCIICase("content-length") || name.equalsIgnoringASCIICase("transfer-encoding")
-                || name.equalsIgnoringASCIICase("connection") || name.equalsIgnoringASCIICase("date") { continue }
+            if isFramingHeader(name) { continue }
             appendSanitised(name, to: &buffer)
             buffer.append(contentsOf: colonSpace)
             appendSanitised(value, to: &buffer)
@@ -174,8 +173,26 @@ public enum HTTPResponseEncoder {
         }
     }
 
+    private static func isFramingHeader(_ name: String) -> Bool {
+        switch name.utf8.count {
+        case 4: return name.equalsIgnoringASCIICase("date")
+        case 10: return name.equalsIgnoringASCIICase("connection")
+        case 14: return name.equalsIgnoringASCIICase("content-length")
+        case 17: return name.equalsIgnoringASCIICase("transfer-encoding")
+        default: return false
+        }
+    }
+
     /// Header injection guard: CR, LF and NUL never reach the wire from a handler's header.
     private static func appendSanitised(_ text: String, to buffer: inout [UInt8]) {
+        var text = text
+        let clean = text.withUTF8 { bytes in
+            !bytes.contains { $0 == CR || $0 == LF || $0 == 0 }
+        }
+        if clean {
+            buffer.append(contentsOf: text.utf8)  // one copy
+            return
+        }
         for byte in text.utf8 {
             buffer.append(byte == CR || byte == LF || byte == 0 ? SP : byte)
         }

@@ -43,7 +43,35 @@ final class HTTPConnection: @unchecked Sendable {
     let fd: Int32
     let peer: SocketAddress?
     let loop: IOLoop
-    unowned let server: HTTPServer
+    /// Strong: a connection never outlives its server (shutdown closes every one), and an
+    /// `unowned` reference would cost an atomic check on every access in the request path.
+    let server: HTTPServer
+    private let settings: Settings
+    private let handler: HTTPHandler
+
+    /// The numbers a connection needs per request, copied once so the request path touches no
+    /// reference-counted configuration.
+    struct Settings {
+        var headerTimeout: UInt64
+        var bodyTimeout: UInt64
+        var idleTimeout: UInt64
+        var writeTimeout: UInt64
+        var lingerTimeout: UInt64
+        var maxRequests: Int
+        var maxStreamBuffer: Int
+        var maxPendingBytes: Int
+
+        init(_ configuration: HTTPServer.Configuration) {
+            headerTimeout = configuration.headerReadTimeout.nanoseconds
+            bodyTimeout = configuration.bodyReadTimeout.nanoseconds
+            idleTimeout = configuration.idleTimeout.nanoseconds
+            writeTimeout = configuration.writeTimeout.nanoseconds
+            lingerTimeout = configuration.lingerTimeout.nanoseconds
+            maxRequests = configuration.maxRequestsPerConnection
+            maxStreamBuffer = configuration.maxStreamBufferBytes
+            maxPendingBytes = configuration.limits.maxHeaderSectionBytes + 64 * 1024
+        }
+    }
 
     /// What the loop's poller watches for: read unless back-pressured, write while bytes wait.
     private var interest: IOLoop.Interest = .read
@@ -71,12 +99,15 @@ final class HTTPConnection: @unchecked Sendable {
         self.peer = peer
         self.loop = loop
         self.server = server
+        self.settings = server.connectionSettings
+        self.handler = server.handler
         self.parser = HTTPRequestParser(limits: server.configuration.limits)
     }
 
     private var configuration: HTTPServer.Configuration { server.configuration }
 
-    private func now() -> UInt64 { DispatchTime.now().uptimeNanoseconds }
+    /// The loop's clock, read once per batch of ready connections: deadlines need no more.
+    private func now() -> UInt64 { loop.now }
 
     // MARK: - Lifecycle
 
@@ -84,7 +115,7 @@ final class HTTPConnection: @unchecked Sendable {
         // A new connection must deliver its first head within the header timeout, whether or not
         // it sends anything: an idle socket from a slowloris costs a descriptor until then.
         phase = .head
-        deadline = now() + configuration.headerReadTimeout.nanoseconds
+        deadline = now() + settings.headerTimeout
         if !loop.register(self) {
             close()
         }
@@ -171,7 +202,7 @@ final class HTTPConnection: @unchecked Sendable {
         case .handling, .responding, .streaming, .closingAfterWrite:
             // Pipelined bytes wait; past one header section's worth, stop reading (back-pressure).
             pending.append(contentsOf: bytes)
-            if pending.count > configuration.limits.maxHeaderSectionBytes + 64 * 1024 { suspendReading() }
+            if pending.count > settings.maxPendingBytes { suspendReading() }
         case .closed:
             return
         }
@@ -237,7 +268,7 @@ final class HTTPConnection: @unchecked Sendable {
             guard phase == .idle || phase == .head || phase == .body else { break }
             if phase == .idle {
                 phase = .head
-                deadline = now() + configuration.headerReadTimeout.nanoseconds
+                deadline = now() + settings.headerTimeout
             }
             if phase == .head, offset < bytes.count { receivedAnyByteOfHead = true }
             let event: HTTPRequestParser.Event
@@ -254,7 +285,7 @@ final class HTTPConnection: @unchecked Sendable {
                 return offset
             case .head(let head):
                 phase = .body
-                deadline = now() + configuration.bodyReadTimeout.nanoseconds
+                deadline = now() + settings.bodyTimeout
                 // RFC 9110 §10.1.1: send 100 only if the body has not started arriving already.
                 if head.expectsContinue, offset == bytes.count {
                     enqueue(HTTPResponseEncoder.continueResponse)
@@ -275,7 +306,7 @@ final class HTTPConnection: @unchecked Sendable {
         generation += 1
         receivedAnyByteOfHead = false
         let keepAlive = request.head.keepAlive && !peerShutWrite && !draining
-            && requestCount < configuration.maxRequestsPerConnection
+            && requestCount < settings.maxRequests
         current = CurrentResponse(
             generation: generation, version: request.head.version, keepAlive: keepAlive,
             isHead: request.head.method == "HEAD"
@@ -283,7 +314,7 @@ final class HTTPConnection: @unchecked Sendable {
         phase = .handling
         deadline = 0
         let responder = HTTPResponder(connection: self, generation: generation, requestNumber: requestCount)
-        server.handler(request, responder)
+        handler(request, responder)
     }
 
     /// Called on the loop by ``HTTPResponder``.
@@ -331,7 +362,7 @@ final class HTTPConnection: @unchecked Sendable {
         } else {
             outbound.append(contentsOf: bytes)
         }
-        if outbound.count - outboundOffset > configuration.maxStreamBufferBytes {
+        if outbound.count - outboundOffset > settings.maxStreamBuffer {
             close()  // a reader this slow would grow memory without bound
             return
         }
@@ -404,13 +435,13 @@ final class HTTPConnection: @unchecked Sendable {
     }
 
     private func waitUntilWritable() {
-        deadline = now() + configuration.writeTimeout.nanoseconds
+        deadline = now() + settings.writeTimeout
         setInterest(interest.union(.write))
     }
 
     func writable() {
         guard phase != .closed, interest.contains(.write) else { return }
-        deadline = now() + configuration.writeTimeout.nanoseconds
+        deadline = now() + settings.writeTimeout
         flush()
     }
 
@@ -444,7 +475,7 @@ final class HTTPConnection: @unchecked Sendable {
             return
         }
         phase = .idle
-        deadline = now() + configuration.idleTimeout.nanoseconds
+        deadline = now() + settings.idleTimeout
         resumeReading()
         if !pending.isEmpty { drive(newBytes: nil) }
     }
@@ -461,7 +492,7 @@ final class HTTPConnection: @unchecked Sendable {
         }
         phase = .lingering
         pending = []
-        deadline = now() + configuration.lingerTimeout.nanoseconds
+        deadline = now() + settings.lingerTimeout
         setInterest(.read)
     }
 }

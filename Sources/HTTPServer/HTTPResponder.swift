@@ -1,3 +1,4 @@
+import Dispatch
 import HTTPCore
 import Synchronization
 
@@ -17,7 +18,11 @@ public struct HTTPResponder: Sendable {
     public func respond(_ response: HTTPResponse) {
         let connection = self.connection
         let generation = self.generation
-        connection.loop.execute { connection.complete(generation: generation, response: response) }
+        if connection.loop.isCurrent {
+            connection.complete(generation: generation, response: response)  // no closure to allocate
+        } else {
+            connection.loop.queue.async { connection.complete(generation: generation, response: response) }
+        }
     }
 
     /// Starts a streaming response (chunked on HTTP/1.1, close-delimited on HTTP/1.0).

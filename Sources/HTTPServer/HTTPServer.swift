@@ -20,6 +20,7 @@ public typealias HTTPHandler = @Sendable (HTTPRequest, HTTPResponder) -> Void
 public final class HTTPServer: @unchecked Sendable {
     public let configuration: Configuration
     let handler: HTTPHandler
+    let connectionSettings: HTTPConnection.Settings
     let logger: Logger
     let loops: [IOLoop]
     private let acceptQueue: DispatchQueue
@@ -49,6 +50,7 @@ public final class HTTPServer: @unchecked Sendable {
         handler: @escaping HTTPHandler
     ) {
         self.configuration = configuration
+        self.connectionSettings = HTTPConnection.Settings(configuration)
         self.logger = logger
         self.handler = handler
         self.onProtocolError = onProtocolError

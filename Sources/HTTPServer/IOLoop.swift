@@ -28,6 +28,8 @@ final class IOLoop: @unchecked Sendable {
     private let readyEvents: UnsafeMutablePointer<UInt32>
     private static let batch = 256
     private var sweepTimer: (any DispatchSourceTimer)?
+    /// Uptime in nanoseconds as of the current batch (deadlines are checked at coarser grain).
+    private(set) var now: UInt64 = DispatchTime.now().uptimeNanoseconds
     private var cachedDateSecond = -1
     private var cachedDate: [UInt8] = []
 
@@ -70,8 +72,8 @@ final class IOLoop: @unchecked Sendable {
         let nanos = Int(max(interval.nanoseconds, 5_000_000))
         timer.schedule(deadline: .now() + .nanoseconds(nanos), repeating: .nanoseconds(nanos), leeway: .nanoseconds(nanos / 4))
         timer.setEventHandler { [unowned self] in
-            let now = DispatchTime.now().uptimeNanoseconds
-            for connection in Array(self.connections.values) { connection.checkDeadline(now: now) }
+            self.now = DispatchTime.now().uptimeNanoseconds
+            for connection in Array(self.connections.values) { connection.checkDeadline(now: self.now) }
         }
         timer.resume()
         sweepTimer = timer
@@ -90,6 +92,7 @@ final class IOLoop: @unchecked Sendable {
         for _ in 0..<4 {
             let count = csystem_poller_poll(poller, readyTokens, readyEvents, Int32(Self.batch))
             guard count > 0 else { return }
+            now = DispatchTime.now().uptimeNanoseconds
             handleReady(count: Int(count))
         }
     }

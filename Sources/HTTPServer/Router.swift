@@ -46,7 +46,19 @@ public struct Router: Sendable {
         return { request, responder in
             var request = request
             let path = request.path
-            let parts = path.split(separator: "/", omittingEmptySubsequences: true)
+            var parts: [Substring] = []
+            parts.reserveCapacity(8)
+            var segmentStart = path.startIndex
+            let utf8 = path.utf8
+            var index = utf8.startIndex
+            while index < utf8.endIndex {
+                if utf8[index] == UInt8(ascii: "/") {
+                    if segmentStart < index { parts.append(path[segmentStart..<index]) }
+                    segmentStart = utf8.index(after: index)
+                }
+                index = utf8.index(after: index)
+            }
+            if segmentStart < path.endIndex { parts.append(path[segmentStart...]) }
             var allowed: [String] = []
             var headFallback: (Route, [String: String])?
             for route in routes {

@@ -41,12 +41,14 @@ final class TestServer: Sendable {
             let finish = request.queryItems["finish"] != "no"
             let writer = responder.stream(headers: ["Content-Type": "text/event-stream"])
             writer.onClose { closed.increment() }
-            Task {
+            // A thread of its own: the producer must not depend on Swift's cooperative pool,
+            // which blocking test clients may be holding.
+            Thread {
                 for index in 0..<count {
                     writer.send(Array(repeating: UInt8(ascii: "a") + UInt8(index % 26), count: size))
                 }
                 if finish { writer.finish() }
-            }
+            }.start()
         }
         router.on("GET", "/stream-await") { request, responder in
             let count = Int(request.queryItems["count"] ?? "3") ?? 3
