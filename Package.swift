@@ -97,7 +97,10 @@ let package = Package(
             path: "Tests/Benchmarks/SSEBench"
         ),
         // Shared test support: fixture loader, raw-bytes loopback client, process handles.
-        .target(name: "ReceiverTesting", dependencies: ["HTTPCore"]),
+        .target(
+            name: "ReceiverTesting",
+            dependencies: ["HTTPCore", "EventStore", .product(name: "Logging", package: "swift-log")]
+        ),
         .testTarget(name: "HTTPCoreTests", dependencies: ["HTTPCore", "ReceiverTesting"]),
         .testTarget(name: "HTTPServerTests", dependencies: ["HTTPServer", "ReceiverTesting"]),
         .testTarget(name: "NCSTests", dependencies: ["NCS", "ReceiverTesting"]),

@@ -187,7 +187,8 @@ struct HeartbeatService: Service {
 
     func run() async throws {
         while !Task.isShuttingDownGracefully && !Task.isCancelled {
-            try? await Task.sleep(for: interval)
+            // Graceful shutdown ends the sleep: otherwise the group would wait out the interval.
+            try? await cancelWhenGracefulShutdown { try await Task.sleep(for: interval) }
             hub.heartbeat()
         }
         hub.close()
@@ -215,7 +216,7 @@ struct RetentionService: Service {
             } catch {
                 logger.warning("retention sweep failed", metadata: ["error": "\(error)"])
             }
-            try? await Task.sleep(for: interval)
+            try? await cancelWhenGracefulShutdown { try await Task.sleep(for: interval) }
         }
     }
 }

@@ -11,7 +11,7 @@ struct NCSReceiverCommand: AsyncParsableCommand {
         commandName: "ncs-receiver",
         abstract: "Receive Agora Cloud Recording notification callbacks (NCS), keep them, and keep recordings alive.",
         version: ReceiverApp.version,
-        subcommands: [Serve.self, Replay.self],
+        subcommands: [Serve.self, Replay.self, Events.self, Quarantine.self],
         defaultSubcommand: nil
     )
 }

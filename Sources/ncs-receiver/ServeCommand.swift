@@ -112,13 +112,15 @@ struct Serve: AsyncParsableCommand {
             logger.critical("cannot start: \(error)")
             throw ExitCode(78)  // EX_CONFIG
         }
-        let group = ServiceGroup(
-            configuration: .init(
-                services: app.services.map { .init(service: $0) },
-                gracefulShutdownSignals: [.sigterm, .sigint],
-                logger: logger
-            )
+        var groupConfiguration = ServiceGroupConfiguration(
+            services: app.services.map { .init(service: $0) },
+            gracefulShutdownSignals: [.sigterm, .sigint],
+            logger: logger
         )
+        // Listeners drain within --drain-timeout; past this, whatever still runs is cancelled,
+        // so a stuck dependency can never keep the process from exiting.
+        groupConfiguration.maximumGracefulShutdownDuration = .seconds(configuration.drainTimeoutSeconds + 5)
+        let group = ServiceGroup(configuration: groupConfiguration)
         try await group.run()
     }
 }

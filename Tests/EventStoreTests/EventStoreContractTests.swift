@@ -1,6 +1,7 @@
 import EventStore
 import Foundation
 import Synchronization
+import ReceiverTesting
 import Testing
 
 /// The storage contract (`EventStore.swift`), checked against every backend; the in-memory store is

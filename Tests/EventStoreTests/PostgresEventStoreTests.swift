@@ -1,6 +1,7 @@
 import EventStore
 import Foundation
 import Synchronization
+import ReceiverTesting
 import Testing
 
 @Suite("PostgresEventStore", .enabled(if: PostgresTestEnvironment.enabled, PostgresTestEnvironment.skipMessage))

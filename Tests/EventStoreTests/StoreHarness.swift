@@ -1,6 +1,7 @@
 import EventStore
 import Foundation
 import Logging
+import ReceiverTesting
 import Testing
 
 /// The backends every contract test runs against.
@@ -21,51 +22,6 @@ let quietLogger: Logger = {
     logger.logLevel = .warning
     return logger
 }()
-
-enum PostgresTestEnvironment {
-    static let url = ProcessInfo.processInfo.environment["NCS_TEST_POSTGRES_URL"].flatMap { $0.isEmpty ? nil : $0 }
-    static let isCI = ProcessInfo.processInfo.environment["CI"] == "true"
-    static let enabled: Bool = {
-        if url == nil && !isCI {
-            print("EventStoreTests: NCS_TEST_POSTGRES_URL not set (and not CI): skipping the PostgreSQL tests. "
-                + "Start one with `Tests/Support/postgres.sh start /tmp/ncs-pg` and export the URL it prints.")
-        }
-        return url != nil || isCI
-    }()
-    static let skipMessage: Comment = "NCS_TEST_POSTGRES_URL not set (not CI): PostgreSQL tests skipped"
-
-    struct Missing: Error, CustomStringConvertible {
-        var description: String { "CI=true but NCS_TEST_POSTGRES_URL is not set: the PostgreSQL tests cannot run" }
-    }
-
-    static func requireURL() throws -> String {
-        guard let url else { throw Missing() }
-        return url
-    }
-
-    /// A fresh database for one test; dropped by ``drop(_:)``.
-    static func createDatabase() async throws -> (name: String, url: String) {
-        let admin = try requireURL()
-        let name = "ncs_t_" + UUID().uuidString.replacingOccurrences(of: "-", with: "").prefix(16).lowercased()
-        try await PostgresEventStore.execute(url: admin, statements: ["CREATE DATABASE \(name)"], logger: quietLogger)
-        return (name, replacingDatabase(in: admin, with: name))
-    }
-
-    static func drop(_ name: String) async {
-        guard let admin = url else { return }
-        do {
-            try await PostgresEventStore.execute(url: admin, statements: ["DROP DATABASE IF EXISTS \(name) WITH (FORCE)"], logger: quietLogger)
-        } catch {
-            print("EventStoreTests: could not drop database \(name): \(error)")
-        }
-    }
-
-    static func replacingDatabase(in url: String, with database: String) -> String {
-        var components = URLComponents(string: url)!
-        components.path = "/" + database
-        return components.string!
-    }
-}
 
 /// One store under test and how to reopen it on the same storage.
 final class StoreHarness: @unchecked Sendable {
