@@ -355,14 +355,17 @@ final class HTTPConnection: @unchecked Sendable {
         flush()
     }
 
-    func streamWrite(generation: Int, bytes: [UInt8]) {
+    /// - Parameter enforceLimit: true for fire-and-forget sends, whose producer never waits:
+    ///   past ``Configuration/maxStreamBufferBytes`` unsent, the reader is too slow and is cut.
+    ///   An awaited write waits for the socket instead, so it only ever adds its own bytes.
+    func streamWrite(generation: Int, bytes: [UInt8], enforceLimit: Bool) {
         guard phase == .streaming, let current, current.generation == generation else { return }
         if current.version == .http1_1 {
             HTTPResponseEncoder.appendChunk(bytes, to: &outbound)
         } else {
             outbound.append(contentsOf: bytes)
         }
-        if outbound.count - outboundOffset > settings.maxStreamBuffer {
+        if enforceLimit, outbound.count - outboundOffset > settings.maxStreamBuffer {
             close()  // a reader this slow would grow memory without bound
             return
         }

@@ -109,7 +109,7 @@ public struct HTTPStreamWriter: Sendable {
     public func send(_ bytes: [UInt8]) {
         let connection = self.connection
         let generation = self.generation
-        connection.loop.execute { connection.streamWrite(generation: generation, bytes: bytes) }
+        connection.loop.execute { connection.streamWrite(generation: generation, bytes: bytes, enforceLimit: true) }
     }
 
     /// Queues bytes and returns once the socket has taken everything queued so far.
@@ -120,7 +120,7 @@ public struct HTTPStreamWriter: Sendable {
         let state = self.state
         try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, any Error>) in
             connection.loop.execute {
-                connection.streamWrite(generation: generation, bytes: bytes)
+                connection.streamWrite(generation: generation, bytes: bytes, enforceLimit: false)
                 if state.isClosed {
                     continuation.resume(throwing: HTTPStreamError())
                 } else if state.unsentBytes.load(ordering: .relaxed) == 0 {

@@ -17,6 +17,8 @@ struct AdminAPI: Sendable {
     let logger: Logger
 
     static let maxPage = 1000
+    /// Bytes of SSE frames per socket write while catching up.
+    static let writeSize = 256 * 1024
 
     func routes(into router: inout Router) {
         router.on("GET", "/healthz") { _ in .json(200, "{\"status\":\"ok\"}") }
@@ -144,14 +146,18 @@ struct AdminAPI: Sendable {
                     let events = try await store.read(after: cursor, limit: Self.maxPage, filter: query.filter)
                     if !events.isEmpty {
                         var frame: [UInt8] = []
-                        frame.reserveCapacity(events.count * 512)
+                        frame.reserveCapacity(Self.writeSize + 4096)
                         for event in events {
                             frame.append(contentsOf: "id: \(event.offset)\nevent: \(event.type)\ndata: ".utf8)
                             frame.append(contentsOf: event.jsonWithOffset)
                             frame.append(contentsOf: "\n\n".utf8)
+                            if frame.count >= Self.writeSize {
+                                // Waits for the socket: a subscriber catching up goes at its own pace.
+                                try await writer.write(frame)
+                                frame.removeAll(keepingCapacity: true)
+                            }
                         }
-                        // Waits for the socket: a subscriber catching up goes at its own pace.
-                        try await writer.write(frame)
+                        if !frame.isEmpty { try await writer.write(frame) }
                         cursor = events.last!.offset
                     }
                     if events.count < Self.maxPage {

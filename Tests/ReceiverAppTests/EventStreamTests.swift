@@ -100,6 +100,26 @@ func record(_ index: Int, cname: String = "room", type: String = "io.agora.cloud
         #expect(ids == Array(101...10_100))
     }
 
+    /// A catch-up page far larger than the stream buffer cap must still be delivered in full:
+    /// the cap cuts readers that fall behind fire-and-forget sends, not an awaited backlog.
+    @Test func catchUpPagesLargerThanTheStreamCap_AreDelivered() async throws {
+        let store = InMemoryEventStore()
+        let receiver = try TestReceiver(store: store)
+        let padding = String(repeating: "x", count: 3000)
+        _ = try await store.append((0..<1500).map { index in
+            EventRecord(dedupKeys: ["n:big-\(index)"], type: "t", receivedMs: 1,
+                        body: Array("{\"specversion\":\"1.0\",\"pad\":\"\(padding)\"}".utf8))
+        })
+        let port = receiver.adminPort
+        let count = try await blocking { () -> Int in
+            let reader = try SSEReader(port: port)
+            var count = 0
+            while count < 1500, try reader.next() != nil { count += 1 }
+            return count
+        }
+        #expect(count == 1500)
+    }
+
     @Test func streamFilters_AndTheAfterParameter_Apply() async throws {
         let store = InMemoryEventStore()
         let receiver = try TestReceiver(store: store)

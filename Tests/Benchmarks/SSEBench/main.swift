@@ -55,7 +55,7 @@ address.sin_family = sa_family_t(AF_INET)
 address.sin_port = in_port_t(UInt16(port).bigEndian)
 address.sin_addr.s_addr = inet_addr("127.0.0.1")
 _ = withUnsafePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
-let request = "GET /v1/events/stream?after=0 HTTP/1.0\r\nAuthorization: Bearer bench\r\n\r\n"
+let request = "GET /v1/events/stream?after=0 HTTP/1.1\r\nHost: bench\r\nAuthorization: Bearer bench\r\n\r\n"
 _ = request.withCString { send(fd, $0, strlen($0), 0) }
 
 let start = Date()
@@ -68,7 +68,11 @@ let marker: [UInt8] = Array("\nid: ".utf8)
 var lastReport = start
 while seen < total {
     let n = buffer.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
-    guard n > 0 else { break }
+    guard n > 0 else {
+        log("the stream ended after \(seen) events (recv \(n), errno \(errno))")
+        break
+    }
+    if bytes == 0 { log(String(decoding: buffer[..<min(n, 300)], as: UTF8.self)) }
     bytes += n
     let window = carry + buffer[..<n]
     var index = 0
