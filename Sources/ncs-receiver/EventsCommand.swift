@@ -252,10 +252,12 @@ extension Events {
                 let since = self.since.flatMap(Self.parseSince)
                 let handle: FileHandle
                 if let output {
-                    guard FileManager.default.createFile(atPath: output, contents: nil), let file = FileHandle(forWritingAtPath: output) else {
-                        throw AdminError.output("cannot create \(output)")
-                    }
-                    handle = file
+                    // open(2) with O_CREAT|O_TRUNC, not FileManager.createFile: that one writes a
+                    // temporary file and renames it over the path, which would replace a device
+                    // such as /dev/null with a regular file.
+                    let fd = open(output, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
+                    guard fd >= 0 else { throw AdminError.output("cannot create \(output)") }
+                    handle = FileHandle(fileDescriptor: fd, closeOnDealloc: true)
                 } else {
                     handle = .standardOutput
                 }

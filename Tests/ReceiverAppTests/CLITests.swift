@@ -102,6 +102,17 @@ import Testing
         #expect(quiet.lines.count == 1)
     }
 
+    /// Exporting to a device must write to it, never replace it (an atomic create renames a
+    /// temporary file over the path: that once turned this machine's /dev/null into a file).
+    @Test func export_ToDevNull_LeavesTheDeviceADevice() async throws {
+        let receiver = try TestReceiver()
+        try await append(receiver, (1...3).map { cliBody($0, time: nil) })
+        let result = try await CLI.run(["events", "export", "--output", "/dev/null", "-q"], receiver)
+        #expect(result.status == 0, "\(result.stderr)")
+        let type = (try FileManager.default.attributesOfItem(atPath: "/dev/null")[.type] as? FileAttributeType)
+        #expect(type == .typeCharacterSpecial)
+    }
+
     @Test func export_SinceATime_LeavesOutEarlierEvents() async throws {
         let receiver = try TestReceiver()
         let times: [String?] = [
