@@ -52,9 +52,13 @@ import Testing
         #expect(summary.unexpected == 0)
         let logged = try await receiver.events()
         #expect(logged.count == n)
+        // With four senders a redundant copy may overtake its original, which shifts some
+        // duplicates from one layer to the other; together they are exactly 2N.
         let stats = receiver.app.ingestion.statistics
-        #expect(stats.duplicateTransport.load(ordering: .relaxed) == n)
-        #expect(stats.duplicateSemantic.load(ordering: .relaxed) == n)
+        let transport = stats.duplicateTransport.load(ordering: .relaxed)
+        let semantic = stats.duplicateSemantic.load(ordering: .relaxed)
+        #expect(transport + semantic == 2 * n)
+        #expect(transport > 0 && semantic > 0)
         // Each duplicate is findable against its original.
         let hits = try await store.duplicates(of: logged[0].offset)
         #expect(hits.count == 2)
