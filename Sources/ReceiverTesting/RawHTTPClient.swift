@@ -121,15 +121,8 @@ public final class RawHTTPClient {
     /// Reads one response. `head` true means it answers a HEAD (no body whatever the length).
     /// Returns nil on a clean EOF before any byte.
     public func readResponse(head: Bool = false) throws -> Response? {
-        guard let statusLine = try readLine() else { return nil }
-        let parts = statusLine.split(separator: " ", maxSplits: 2, omittingEmptySubsequences: false)
-        guard parts.count >= 2, let status = Int(parts[1]) else { throw Error("bad status line '\(statusLine)'") }
-        var headers = HTTPHeaders()
-        while let line = try readLine(), !line.isEmpty {
-            guard let colon = line.firstIndex(of: ":") else { throw Error("bad header '\(line)'") }
-            headers.add(name: String(line[..<colon]), value: String(line[line.index(after: colon)...].trimmingASCIIWhitespace()))
-        }
-        var response = Response(status: status, reason: parts.count > 2 ? String(parts[2]) : "", version: String(parts[0]), headers: headers, body: [])
+        guard var response = try readResponseHead() else { return nil }
+        let (status, headers) = (response.status, response.headers)
         if head || status == 100 || status == 204 || status == 304 { return response }
         if let length = headers["Content-Length"].flatMap({ Int($0) }) {
             guard try fill(atLeast: length) else { throw Error("EOF inside body") }
