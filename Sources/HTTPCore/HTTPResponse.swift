@@ -11,7 +11,11 @@ public struct HTTPResponse: Sendable {
     }
 
     /// A JSON response from already-encoded bytes.
+    /// Shared, so the common JSON answer allocates no header list of its own.
+    private static let jsonHeaders: HTTPHeaders = ["Content-Type": "application/json"]
+
     public static func json(_ status: Int = 200, _ body: [UInt8], headers: HTTPHeaders = [:]) -> HTTPResponse {
+        guard !headers.isEmpty else { return HTTPResponse(status: status, headers: jsonHeaders, body: body) }
         var headers = headers
         headers.add(name: "Content-Type", value: "application/json")
         return HTTPResponse(status: status, headers: headers, body: body)

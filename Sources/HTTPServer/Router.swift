@@ -46,23 +46,10 @@ public struct Router: Sendable {
         return { request, responder in
             var request = request
             let path = request.path
-            var parts: [Substring] = []
-            parts.reserveCapacity(8)
-            var segmentStart = path.startIndex
-            let utf8 = path.utf8
-            var index = utf8.startIndex
-            while index < utf8.endIndex {
-                if utf8[index] == UInt8(ascii: "/") {
-                    if segmentStart < index { parts.append(path[segmentStart..<index]) }
-                    segmentStart = utf8.index(after: index)
-                }
-                index = utf8.index(after: index)
-            }
-            if segmentStart < path.endIndex { parts.append(path[segmentStart...]) }
             var allowed: [String] = []
             var headFallback: (Route, [String: String])?
             for route in routes {
-                guard let parameters = Router.match(route.segments, parts) else { continue }
+                guard let parameters = Router.match(route.segments, path) else { continue }
                 if route.method == request.method {
                     request.pathParameters = parameters
                     route.handler(request, responder)
@@ -89,17 +76,26 @@ public struct Router: Sendable {
         }
     }
 
-    private static func match(_ segments: [Segment], _ parts: [Substring]) -> [String: String]? {
-        guard segments.count == parts.count else { return nil }
+    /// Walks the path's segments against the route's without building an array of them
+    /// (empty segments, as in `//`, are skipped). Parameters are percent-decoded.
+    private static func match(_ segments: [Segment], _ path: Substring) -> [String: String]? {
         var parameters: [String: String] = [:]
-        for (segment, part) in zip(segments, parts) {
-            switch segment {
+        var index = path.startIndex
+        var segmentNumber = 0
+        while index < path.endIndex {
+            guard let start = path[index...].firstIndex(where: { $0 != "/" }) else { break }
+            let end = path[start...].firstIndex(of: "/") ?? path.endIndex
+            guard segmentNumber < segments.count else { return nil }
+            let part = path[start..<end]
+            switch segments[segmentNumber] {
             case .literal(let literal):
                 guard part == literal else { return nil }
             case .parameter(let name):
                 parameters[name] = PercentDecoding.decode(part)
             }
+            segmentNumber += 1
+            index = end
         }
-        return parameters
+        return segmentNumber == segments.count ? parameters : nil
     }
 }

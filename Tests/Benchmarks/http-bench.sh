@@ -58,7 +58,8 @@ port_is_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 free_port() {
     local port
     for _ in $(seq 1 200); do
-        port=$((20000 + RANDOM % 20000))
+        # Below Linux's ephemeral range (32768+), where outgoing connections could hold the port.
+        port=$((20000 + RANDOM % 12000))
         if ! port_is_open "$port"; then echo "$port"; return; fi
     done
     echo "no free port found" >&2

@@ -42,7 +42,8 @@ pick_port() {
     if [ -n "${PGPORT:-}" ]; then echo "$PGPORT"; return; fi
     local port tries=0
     while [ $tries -lt 200 ]; do
-        port=$(( 20000 + (RANDOM * 32768 + RANDOM) % 40000 ))
+        # Below the ephemeral range (32768+), where outgoing connections may hold a port.
+        port=$(( 20000 + RANDOM % 12000 ))
         if port_is_free "$port"; then echo "$port"; return; fi
         tries=$((tries + 1))
     done
