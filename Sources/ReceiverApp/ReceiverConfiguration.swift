@@ -108,7 +108,7 @@ public struct ReceiverConfiguration: Sendable {
         return [
             .string("host", "NCS_HOST", "Public listener address (Agora posts callbacks here); IPv4 or IPv6 literal.", d.publicHost) { $0.publicHost = $1 },
             .int("port", "NCS_PORT", "Public listener port.", d.publicPort, range: 0...65535) { $0.publicPort = $1 },
-            .string("admin-host", "NCS_ADMIN_HOST", "Admin listener address (events, quarantine, metrics).", d.adminHost) { $0.adminHost = $1 },
+            .string("admin-host", "NCS_ADMIN_HOST", "Admin listener address (events, quarantine, readiness).", d.adminHost) { $0.adminHost = $1 },
             .int("admin-port", "NCS_ADMIN_PORT", "Admin listener port.", d.adminPort, range: 0...65535) { $0.adminPort = $1 },
             .int("max-body-bytes", "NCS_MAX_BODY_BYTES", "Largest request body accepted (413 beyond).", d.maxBodyBytes, range: 1...(64 << 20)) { $0.maxBodyBytes = $1 },
             .int("max-header-bytes", "NCS_MAX_HEADER_BYTES", "Largest request line plus header section (431 beyond).", d.maxHeaderBytes, range: 256...(1 << 20)) { $0.maxHeaderBytes = $1 },

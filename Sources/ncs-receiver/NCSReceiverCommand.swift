@@ -9,7 +9,7 @@ import UnixSignals
 struct NCSReceiverCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "ncs-receiver",
-        abstract: "Receive Agora Cloud Recording notification callbacks (NCS), keep them, and keep recordings alive.",
+        abstract: "Receive Agora Cloud Recording notification callbacks (NCS): verify, deduplicate and keep them in a durable event log.",
         version: ReceiverApp.version,
         subcommands: [Serve.self, Replay.self, Events.self, Quarantine.self],
         defaultSubcommand: nil
