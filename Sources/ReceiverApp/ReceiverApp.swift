@@ -171,9 +171,16 @@ struct CommitterService: Service {
     let store: any EventStore
 
     func run() async throws {
-        await withGracefulShutdownHandler {
-            await committer.run()
-        } onGracefulShutdown: {
+        // Ends on graceful shutdown (after flushing) and on cancellation too: when another
+        // service fails (a listener cannot bind) the group cancels, and a committer waiting for
+        // work would otherwise keep the process alive forever.
+        await withTaskCancellationHandler {
+            await withGracefulShutdownHandler {
+                await committer.run()
+            } onGracefulShutdown: {
+                committer.close()
+            }
+        } onCancel: {
             committer.close()
         }
         await store.close()

@@ -13,6 +13,29 @@ import Testing
         #expect(run.output.contains("no NCS secret is configured"))
     }
 
+    /// A listener that cannot bind must end the process with the reason, not leave it hanging
+    /// (the committer used to wait for work through the group's cancellation).
+    @Test func aPortInUse_EndsServeAtOnce_WithTheReason() throws {
+        let held = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        defer { close(held) }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        _ = withUnsafePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(held, $0, length) } }
+        _ = listen(held, 1)
+        _ = withUnsafeMutablePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(held, $0, &length) } }
+        let port = Int(UInt16(bigEndian: address.sin_port))
+        let start = Date()
+        let run = try ReceiverProcess.run(
+            arguments: ["serve", "--host", "127.0.0.1", "--port", "\(port)", "--admin-port", "\(freePort())", "--store", "memory"],
+            environment: ["NCS_SECRET": "x", "NCS_ADMIN_TOKEN": "y"], waitForExit: true
+        )
+        #expect(run.status != 0)
+        #expect(run.output.contains("Address already in use"))
+        #expect(Date().timeIntervalSince(start) < 10)
+    }
+
     @Test func insecureNoVerify_SaysSoLoudly() throws {
         let process = try ReceiverProcess.start(
             arguments: ["serve", "--insecure-no-verify", "--admin-no-auth", "--store", "memory"]
