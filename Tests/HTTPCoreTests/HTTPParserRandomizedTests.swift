@@ -1,4 +1,5 @@
 import HTTPCore
+import ReceiverTesting
 import Testing
 
 /// The deterministic, CI-sized sibling of Tests/Fuzz: seeded random requests (valid, and then
@@ -186,18 +187,10 @@ private enum Feeder {
 
 // MARK: - Generating
 
-private struct SplitMix64 {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
+/// ReceiverTesting's seeded SplitMix64, with the helpers the generators below use.
+private typealias SplitMix64 = SeededGenerator
 
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-
+private extension SeededGenerator {
     mutating func int(in range: ClosedRange<Int>) -> Int {
         range.lowerBound + Int(next() % UInt64(range.count))
     }

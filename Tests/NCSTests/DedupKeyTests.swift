@@ -1,4 +1,5 @@
 import NCS
+import ReceiverTesting
 import Testing
 
 @Suite struct DedupKeyTests {
@@ -66,7 +67,7 @@ import Testing
     }
 
     @Test func randomTuplesDoNotCollide() {
-        var rng = SplitMix64(seed: 42)
+        var rng = SeededGenerator(seed: 42)
         let alphabet = Array("ab|:~1 2")
         func word() -> String { String((0..<Int(rng.next() % 5)).map { _ in alphabet[Int(rng.next() % UInt64(alphabet.count))] }) }
         var byKey: [String: String] = [:]
@@ -80,15 +81,3 @@ import Testing
     }
 }
 
-/// Deterministic PRNG for reproducible fuzzing.
-struct SplitMix64: RandomNumberGenerator {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-}

@@ -1,5 +1,6 @@
 import Foundation
 import NCS
+import ReceiverTesting
 import Testing
 
 @Suite struct JSONValueTests {
@@ -76,7 +77,7 @@ import Testing
     }
 
     @Test func randomBytesNeverCrash() throws {
-        var rng = SplitMix64(seed: 0x5EED)
+        var rng = SeededGenerator(seed: 0x5EED)
         let sample = try FixtureFiles.bytes("events/31_uploaded.json")
         let alphabet = Array("{}[]\":,0123456789-+.eEtrufalsn\\u \"abc".utf8)
         for i in 0..<6000 {
