@@ -75,7 +75,7 @@ let package = Package(
         .executableTarget(
             name: "ncs-receiver",
             dependencies: [
-                "ReceiverApp", "Simulator",
+                "ReceiverApp", "Simulator", "NCS",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),

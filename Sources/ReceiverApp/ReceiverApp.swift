@@ -5,6 +5,7 @@ import HTTPServer
 import Logging
 import NCS
 import ServiceLifecycle
+import Synchronization
 
 /// The composition root: opens the store, builds the pipeline, the listeners and their routes.
 public final class ReceiverApp: Sendable {
@@ -137,8 +138,6 @@ final class DrainingFlag: Sendable {
     var isSet: Bool { flag.withLock { $0 } }
     func set() { flag.withLock { $0 = true } }
 }
-
-import Synchronization
 
 func isLoopback(_ host: String) -> Bool {
     host == "127.0.0.1" || host == "::1" || host == "localhost" || host.hasPrefix("127.")

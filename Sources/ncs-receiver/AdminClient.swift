@@ -3,6 +3,7 @@
 
 import ArgumentParser
 import Foundation
+import NCS
 #if canImport(FoundationNetworking)
 import FoundationNetworking
 #endif
@@ -716,7 +717,8 @@ struct JSONScanner {
 
 // MARK: - Times
 
-enum RFC3339 {
+/// Parsing for `--since`; formatting is NCS's (`RFC3339.format(ms:)`), the one the events use.
+extension RFC3339 {
     /// `YYYY-MM-DDTHH:MM:SS[.fff…](Z|±HH:MM)` → ms since the epoch; a bare `YYYY-MM-DD` is
     /// midnight UTC. Lowercase `t`/`z` and a space separator are accepted (RFC 3339 §5.6 note).
     static func milliseconds(_ text: String) -> Int64? {
@@ -772,26 +774,6 @@ enum RFC3339 {
         let doy = (153 * (month + (month > 2 ? -3 : 9)) + 2) / 5 + day - 1
         let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy
         return era * 146_097 + doe - 719_468
-    }
-
-    /// ms since the epoch → `2026-11-01T00:00:00.000Z`.
-    static func format(milliseconds ms: Int64) -> String {
-        let days = Int(ms >= 0 ? ms / 86_400_000 : (ms - 86_399_999) / 86_400_000)
-        let rest = Int(ms - Int64(days) * 86_400_000)
-        let z = days + 719_468
-        let era = (z >= 0 ? z : z - 146_096) / 146_097
-        let doe = z - era * 146_097
-        let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365
-        let doy = doe - (365 * yoe + yoe / 4 - yoe / 100)
-        let mp = (5 * doy + 2) / 153
-        let day = doy - (153 * mp + 2) / 5 + 1
-        let month = mp < 10 ? mp + 3 : mp - 9
-        let year = yoe + era * 400 + (month <= 2 ? 1 : 0)
-        func pad(_ v: Int, _ width: Int) -> String {
-            let s = String(v)
-            return s.count >= width ? s : String(repeating: "0", count: width - s.count) + s
-        }
-        return "\(pad(year, 4))-\(pad(month, 2))-\(pad(day, 2))T\(pad(rest / 3_600_000, 2)):\(pad(rest / 60_000 % 60, 2)):\(pad(rest / 1000 % 60, 2)).\(pad(rest % 1000, 3))Z"
     }
 }
 

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import NCS
 
 struct Events: AsyncParsableCommand {
     static let configuration = CommandConfiguration(

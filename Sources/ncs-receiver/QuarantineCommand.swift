@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import NCS
 
 struct Quarantine: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
@@ -106,7 +107,7 @@ extension Quarantine {
                 var rows: [[String]] = items.map { item in
                     [
                         item.int("id").map(String.init) ?? "?",
-                        item.int("receivedMs").map(RFC3339.format(milliseconds:)) ?? "-",
+                        item.int("receivedMs").flatMap { RFC3339.format(ms: $0) } ?? "-",
                         cell(item.string("reason") ?? "-"),
                         cell(item.string("peer") ?? "-"),
                         item.int("bodyBytes").map(String.init) ?? "-",
@@ -193,7 +194,7 @@ extension Quarantine {
                 }
                 var text = ""
                 text += "id:        \(item.int("id").map(String.init) ?? "\(id)")\n"
-                text += "received:  \(item.int("receivedMs").map(RFC3339.format(milliseconds:)) ?? "-")\n"
+                text += "received:  \(item.int("receivedMs").flatMap { RFC3339.format(ms: $0) } ?? "-")\n"
                 text += "reason:    \(item.string("reason") ?? "-")\n"
                 text += "detail:    \(item.string("detail") ?? "")\n"
                 text += "peer:      \(item.string("peer") ?? "-")\n"
