@@ -47,27 +47,29 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
+        // The one clock every Agora delay goes through, sped up in tests (no I/O).
+        .target(name: "Timing"),
         // Agora Cloud Recording REST client.
         .target(
             name: "CloudRecordingAPI",
-            dependencies: [.product(name: "Logging", package: "swift-log")]
+            dependencies: ["Timing", .product(name: "Logging", package: "swift-log")]
         ),
         // Recordings registry and restart orchestration.
         .target(
             name: "Supervisor",
-            dependencies: ["NCS", "EventStore", "CloudRecordingAPI", .product(name: "Logging", package: "swift-log")]
+            dependencies: ["NCS", "EventStore", "CloudRecordingAPI", "Timing", .product(name: "Logging", package: "swift-log")]
         ),
         // A local stand-in for Agora (REST + NCS callbacks).
         .target(
             name: "Simulator",
-            dependencies: ["HTTPServer", "NCS", .product(name: "Logging", package: "swift-log")]
+            dependencies: ["HTTPServer", "NCS", "Timing", .product(name: "Logging", package: "swift-log")]
         ),
 
         // MARK: - Application
         .target(
             name: "ReceiverApp",
             dependencies: [
-                "HTTPServer", "NCS", "EventStore", "Supervisor", "CloudRecordingAPI",
+                "HTTPServer", "NCS", "EventStore", "Supervisor", "CloudRecordingAPI", "Timing",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ]
@@ -75,7 +77,7 @@ let package = Package(
         .executableTarget(
             name: "ncs-receiver",
             dependencies: [
-                "ReceiverApp", "Simulator", "NCS",
+                "ReceiverApp", "Simulator", "NCS", "Timing",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -105,7 +107,7 @@ let package = Package(
         .testTarget(name: "HTTPServerTests", dependencies: ["HTTPServer", "ReceiverTesting"]),
         .testTarget(name: "NCSTests", dependencies: ["NCS", "ReceiverTesting"]),
         .testTarget(name: "EventStoreTests", dependencies: ["EventStore", "ReceiverTesting"]),
-        .testTarget(name: "SimulatorTests", dependencies: ["Simulator", "NCS", "HTTPServer", "ReceiverTesting"]),
+        .testTarget(name: "SimulatorTests", dependencies: ["Simulator", "NCS", "HTTPServer", "ReceiverTesting", "Timing"]),
         .testTarget(name: "ReceiverAppTests", dependencies: ["ReceiverApp", "NCS", "EventStore", "Simulator", "ReceiverTesting"]),
     ]
 )
