@@ -31,6 +31,9 @@ public protocol EventStore: Sendable {
 
     /// Succeeds once per key for all time (or until retention drops it); `owner` is recorded.
     func claim(_ key: String, owner: String) async throws -> Bool
+    /// Who holds a claim (nil when nobody does): lets an owner that crashed between claiming
+    /// and recording what it claimed for pick its work up again.
+    func claimOwner(_ key: String) async throws -> String?
 
     /// Durable key-value documents for the supervisor (recordings registry, intents).
     func putDocument(collection: String, key: String, value: [UInt8]) async throws

@@ -137,6 +137,10 @@ public final class InMemoryEventStore: EventStore {
         }
     }
 
+    public func claimOwner(_ key: String) async throws -> String? {
+        state.withLock { $0.claims[key] }
+    }
+
     public func putDocument(collection: String, key: String, value: [UInt8]) async throws {
         state.withLock { $0.documents[collection, default: [:]][key] = value }
     }

@@ -436,6 +436,10 @@ public final class PostgresEventStore: EventStore {
             as: String.self) != nil
     }
 
+    public func claimOwner(_ key: String) async throws -> String? {
+        try await single("SELECT owner FROM claims WHERE key = \(key)", as: String.self)
+    }
+
     public func putDocument(collection: String, key: String, value: [UInt8]) async throws {
         _ = try await single("""
             INSERT INTO documents (collection, key, value) VALUES (\(collection), \(key), \(ByteBuffer(bytes: value)))

@@ -248,6 +248,10 @@ public final class SQLiteEventStore: EventStore {
         }
     }
 
+    public func claimOwner(_ key: String) async throws -> String? {
+        try await read { db in try String.fetchOne(db, sql: "SELECT owner FROM claims WHERE key = ?", arguments: [key]) }
+    }
+
     public func putDocument(collection: String, key: String, value: [UInt8]) async throws {
         try await write { db in
             try db.execute(

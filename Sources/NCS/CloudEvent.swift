@@ -17,6 +17,8 @@ public struct CloudEvent: Sendable, Equatable {
     public var ncseventtype: Int
     public var ncsproductid: Int?
     public var ncssessionclass: SessionClass
+    /// HA migrations known for the sid when the event was logged (event 12s seen so far).
+    public var ncsmigrations: Int
     public var ncsnoticeid: String
     /// cname == "test_webhook" (Agora Console check callbacks).
     public var ncstest: Bool
@@ -25,7 +27,7 @@ public struct CloudEvent: Sendable, Equatable {
     public init(
         id: String, source: String, specversion: String = "1.0", type: String, time: String?, subject: String?,
         datacontenttype: String = "application/json", ncseventtype: Int, ncsproductid: Int?,
-        ncssessionclass: SessionClass, ncsnoticeid: String, ncstest: Bool, data: JSONValue
+        ncssessionclass: SessionClass, ncsmigrations: Int = 0, ncsnoticeid: String, ncstest: Bool, data: JSONValue
     ) {
         self.id = id
         self.source = source
@@ -37,6 +39,7 @@ public struct CloudEvent: Sendable, Equatable {
         self.ncseventtype = ncseventtype
         self.ncsproductid = ncsproductid
         self.ncssessionclass = ncssessionclass
+        self.ncsmigrations = ncsmigrations
         self.ncsnoticeid = ncsnoticeid
         self.ncstest = ncstest
         self.data = data
@@ -46,7 +49,7 @@ public struct CloudEvent: Sendable, Equatable {
 extension CloudEvent {
     /// The structured-mode JSON object, attributes in this fixed order: specversion, id, source,
     /// type, time?, subject?, datacontenttype, ncseventtype, ncsproductid?, ncssessionclass,
-    /// ncsnoticeid, ncstest, data. Absent optional attributes are omitted (never null).
+    /// ncsmigrations, ncsnoticeid, ncstest, data. Absent optional attributes are omitted (never null).
     public var jsonValue: JSONValue {
         var o = JSONObject()
         o.append("specversion", .string(specversion))
@@ -59,6 +62,7 @@ extension CloudEvent {
         o.append("ncseventtype", .int(Int64(ncseventtype)))
         if let ncsproductid { o.append("ncsproductid", .int(Int64(ncsproductid))) }
         o.append("ncssessionclass", .string(ncssessionclass.rawValue))
+        o.append("ncsmigrations", .int(Int64(ncsmigrations)))
         o.append("ncsnoticeid", .string(ncsnoticeid))
         o.append("ncstest", .bool(ncstest))
         o.append("data", data)
@@ -71,7 +75,8 @@ extension CloudEvent {
 }
 
 public enum EventNormalizer {
-    public static func normalize(_ n: NCSNotification, receiverName: String, sessionClass: SessionClass) -> CloudEvent {
+    /// - Parameter migrations: HA migrations known for the sid (see ``SessionClassifier/observe(_:knowledge:)``).
+    public static func normalize(_ n: NCSNotification, receiverName: String, sessionClass: SessionClass, migrations: Int = 0) -> CloudEvent {
         let kind = n.kind
         let type: String
         if n.isCloudRecording {
@@ -102,6 +107,7 @@ public enum EventNormalizer {
         if let level = n.payload.noticeLevel { data.append("noticeLevel", .int(Int64(level))) }
         if n.isLegacyFormat { data.append("legacyFormat", .bool(true)) }
         data.append("sessionClass", .string(sessionClass.rawValue))
+        data.append("migrations", .int(Int64(migrations)))
         data.append("test", .bool(n.isTest))
         data.append("details", normalizedDetails(n.payload.details))
         data.append("payload", n.payload.raw)
@@ -110,7 +116,7 @@ public enum EventNormalizer {
             id: n.noticeId,
             source: "ncs-receiver/\(percentEncode(receiverName))/product/\(n.productId.map(String.init) ?? "none")",
             type: type, time: time, subject: subject,
-            ncseventtype: n.eventType, ncsproductid: n.productId, ncssessionclass: sessionClass,
+            ncseventtype: n.eventType, ncsproductid: n.productId, ncssessionclass: sessionClass, ncsmigrations: migrations,
             ncsnoticeid: n.noticeId, ncstest: n.isTest, data: .object(data))
     }
 

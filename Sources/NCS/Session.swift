@@ -37,6 +37,20 @@ public enum SessionClassifier {
         classify(uid: notification.payload.uid, knowledge: knowledge)
     }
 
+    /// What one notification tells and is told: an event 12 adds its `newUid` to the sid's
+    /// knowledge first (so the 12 itself, sent by the new uid, is `failover`); then the
+    /// notification is classified, and the migration count is the number of HA uids known.
+    public static func observe(_ notification: NCSNotification, knowledge: SessionKnowledge?)
+        -> (sessionClass: SessionClass, migrations: Int, knowledge: SessionKnowledge?) {
+        var knowledge = knowledge
+        if let newUid = newUid(of: notification) {
+            var updated = knowledge ?? SessionKnowledge()
+            if !updated.failoverUids.contains(newUid) { updated.failoverUids.append(newUid) }
+            knowledge = updated
+        }
+        return (classify(notification, knowledge: knowledge), knowledge?.failoverUids.count ?? 0, knowledge)
+    }
+
     /// The `newUid` of an event 12 `session_failover` (as a String), else nil.
     public static func newUid(of notification: NCSNotification) -> String? {
         guard notification.isCloudRecording, case .sessionFailover(let d) = notification.payload.details else { return nil }

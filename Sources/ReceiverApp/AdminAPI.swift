@@ -4,6 +4,7 @@ import HTTPCore
 import HTTPServer
 import Logging
 import NCS
+import Supervisor
 
 /// The admin listener's routes: the event log (page and SSE stream), the quarantine, readiness.
 /// Every route but `/healthz` and `/readyz` needs `Authorization: Bearer <token>` unless the
@@ -15,6 +16,8 @@ struct AdminAPI: Sendable {
     let token: String?
     let isDraining: @Sendable () -> Bool
     let logger: Logger
+    /// nil when the app runs without the supervisor (tests of the log alone).
+    var supervisor: Supervisor? = nil
 
     static let maxPage = 1000
     /// Bytes of SSE frames per socket write while catching up.
@@ -50,9 +53,10 @@ struct AdminAPI: Sendable {
         router.on("POST", "/v1/quarantine/{id}/retry", handler: authorized { request, responder in
             Task { responder.respond(await quarantineRetry(request)) }
         })
+        recordingRoutes(into: &router)
     }
 
-    private func authorized(_ handler: @escaping HTTPHandler) -> HTTPHandler {
+    func authorized(_ handler: @escaping HTTPHandler) -> HTTPHandler {
         guard let token else { return handler }
         let expected = Array("Bearer \(token)".utf8)
         return { request, responder in

@@ -4,6 +4,7 @@ import HTTPCore
 import HTTPServer
 import Logging
 import NCS
+import Supervisor
 import Synchronization
 
 /// The ingestion pipeline of one callback: verify ▶ decode ▶ classify ▶ normalize ▶ dedup +
@@ -43,10 +44,13 @@ public final class Ingestion: Sendable {
     public let statistics = IngestionStatistics()
     /// Told about every event that was appended (not duplicates), after it is durable.
     private let onAppended: (@Sendable (NCSNotification, Int64) -> Void)?
+    /// What is known of each sid's uids (started with, HA-migrated to), to classify sessions.
+    private let directory: SessionDirectory
 
-    public init(settings: Settings, store: any EventStore, committer: GroupCommitter, logger: Logger,
-                onAppended: (@Sendable (NCSNotification, Int64) -> Void)? = nil) {
+    public init(settings: Settings, store: any EventStore, committer: GroupCommitter, directory: SessionDirectory = SessionDirectory(),
+                logger: Logger, onAppended: (@Sendable (NCSNotification, Int64) -> Void)? = nil) {
         self.settings = Mutex(settings)
+        self.directory = directory
         self.store = store
         self.committer = committer
         self.logger = logger
@@ -107,9 +111,17 @@ public final class Ingestion: Sendable {
             return
         }
 
-        // The supervisor's knowledge of which uid started a sid refines this later; what the
-        // event alone shows is "unknown".
-        let event = EventNormalizer.normalize(notification, receiverName: settings.receiverName, sessionClass: .unknown)
+        // Original or HA failover session: an event 12 teaches its newUid first (the 12 itself
+        // comes from the new uid); the started uid comes from the supervisor.
+        var sessionClass = SessionClass.unknown
+        var migrations = 0
+        if let sid = notification.sid {
+            if let newUid = notification.failoverNewUid { directory.recordFailover(sid: sid, newUid: newUid) }
+            let knowledge = directory.knowledge(sid: sid)
+            sessionClass = SessionClassifier.classify(notification, knowledge: knowledge)
+            migrations = knowledge?.failoverUids.count ?? 0
+        }
+        let event = EventNormalizer.normalize(notification, receiverName: settings.receiverName, sessionClass: sessionClass, migrations: migrations)
         let keys = notification.dedupKeys
         let nowMs = Int64(Date().timeIntervalSince1970 * 1000)
         let record = EventRecord(

@@ -2,10 +2,13 @@ import EventStore
 import Foundation
 import HTTPCore
 import HTTPServer
+import CloudRecordingAPI
 import Logging
 import NCS
 import ServiceLifecycle
+import Supervisor
 import Synchronization
+import Timing
 
 /// The composition root: opens the store, builds the pipeline, the listeners and their routes.
 public final class ReceiverApp: Sendable {
@@ -18,6 +21,8 @@ public final class ReceiverApp: Sendable {
     public let hub: SubscriberHub
     public let publicServer: HTTPServer
     public let adminServer: HTTPServer
+    public let supervisor: Supervisor
+    public let directory: SessionDirectory
     private let logger: Logger
 
     public struct StartupError: Error, CustomStringConvertible {
@@ -28,9 +33,11 @@ public final class ReceiverApp: Sendable {
     public static func make(configuration: ReceiverConfiguration, logger: Logger) async throws -> ReceiverApp {
         let secrets: [String]
         let adminToken: String?
+        let agora: AgoraSetup
         do {
             secrets = try configuration.loadSecrets()
             adminToken = try configuration.loadAdminToken()
+            agora = try AgoraSetup(configuration: configuration)
         } catch {
             throw StartupError(description: "\(error)")
         }
@@ -61,21 +68,70 @@ public final class ReceiverApp: Sendable {
         }
         let store = try await EventStoreFactory.open(configuration.storeLocation, options: options, logger: logger)
         logger.info("event store open", metadata: ["store": "\(EventStoreFactory.redacted(configuration.storeLocation))"])
-        return ReceiverApp(configuration: configuration, store: store, secrets: secrets, adminToken: adminToken, logger: logger)
+        if agora.credentials == nil {
+            logger.warning("""
+                no Agora RESTful API credentials (AGORA_CUSTOMER_ID, AGORA_CUSTOMER_SECRET): recordings can be \
+                registered, but nothing can be started or restarted
+                """)
+        }
+        if configuration.timeScale != 1 {
+            logger.warning("Agora time runs \(configuration.timeScale)x faster (--time-scale): for development and tests only")
+        }
+        return ReceiverApp(configuration: configuration, store: store, secrets: secrets, adminToken: adminToken, agora: agora, logger: logger)
     }
 
-    public init(configuration: ReceiverConfiguration, store: any EventStore, secrets: [String], adminToken: String?, logger: Logger) {
+    /// What the supervisor needs to reach Agora.
+    public struct AgoraSetup: Sendable {
+        public var credentials: AgoraCredentials?
+        public var baseURLs: [URL]
+        public var failpoint: Supervisor.Failpoint?
+
+        public init(credentials: AgoraCredentials?, baseURLs: [URL] = CloudRecordingClient.Configuration.defaultBaseURLs,
+                    failpoint: Supervisor.Failpoint? = nil) {
+            self.credentials = credentials
+            self.baseURLs = baseURLs
+            self.failpoint = failpoint
+        }
+
+        init(configuration: ReceiverConfiguration) throws(ConfigurationError) {
+            let loaded = try configuration.loadAgoraCredentials()
+            credentials = loaded.map { AgoraCredentials(customerId: $0.customerId, customerSecret: $0.customerSecret) }
+            baseURLs = try configuration.agoraBaseURLList()
+            failpoint = ProcessInfo.processInfo.environment["NCS_TEST_FAILPOINT"].flatMap(Supervisor.Failpoint.init(rawValue:))
+        }
+    }
+
+    public init(configuration: ReceiverConfiguration, store: any EventStore, secrets: [String], adminToken: String?,
+                agora: AgoraSetup = AgoraSetup(credentials: nil), logger: Logger) {
         self.configuration = configuration
         self.store = store
         self.logger = logger
         committer = GroupCommitter(store: store)
         hub = SubscriberHub()
+        let clock = ScaledClock(speedup: configuration.timeScale)
+        directory = SessionDirectory()
+        var supervisorLogger = logger
+        supervisorLogger[metadataKey: "component"] = "supervisor"
+        let client = agora.credentials.map { credentials in
+            CloudRecordingClient(
+                configuration: .init(baseURLs: agora.baseURLs, credentials: credentials,
+                                     requestTimeout: .milliseconds(configuration.agoraRequestTimeoutSeconds * 1000),
+                                     requestsPerSecond: configuration.agoraRequestsPerSecond, clock: clock),
+                logger: supervisorLogger
+            )
+        }
+        var supervisorSettings = Supervisor.Settings(instanceId: configuration.instanceId ?? configuration.receiverName,
+                                                     receiverName: configuration.receiverName)
+        supervisorSettings.concurrentTaskLimit = configuration.agoraConcurrentTaskLimit
+        supervisorSettings.failpoint = agora.failpoint
+        supervisor = Supervisor(store: store, client: client, directory: directory, settings: supervisorSettings,
+                                clock: clock, logger: supervisorLogger)
         let verifier = configuration.insecureNoVerify && secrets.isEmpty
             ? nil
             : SignatureVerifier(secrets: secrets, policy: SignaturePolicy(rawValue: configuration.signaturePolicy) ?? .anyValid)
         ingestion = Ingestion(
             settings: .init(verifier: verifier, receiverName: configuration.receiverName),
-            store: store, committer: committer, logger: logger
+            store: store, committer: committer, directory: directory, logger: logger
         )
 
         var publicRouter = Router()
@@ -103,7 +159,8 @@ public final class ReceiverApp: Sendable {
 
         var adminRouter = Router()
         let drainingFlag = DrainingFlag()
-        AdminAPI(store: store, hub: hub, ingestion: ingestion, token: adminToken, isDraining: { drainingFlag.isSet }, logger: logger)
+        AdminAPI(store: store, hub: hub, ingestion: ingestion, token: adminToken, isDraining: { drainingFlag.isSet }, logger: logger,
+                 supervisor: supervisor)
             .routes(into: &adminRouter)
         var adminLogger = logger
         adminLogger[metadataKey: "listener"] = "admin"
@@ -124,6 +181,7 @@ public final class ReceiverApp: Sendable {
     public var services: [any Service] {
         [
             CommitterService(committer: committer, store: store),
+            SupervisorService(supervisor: supervisor),
             HeartbeatService(hub: hub),
             RetentionService(store: store, policy: configuration.retentionPolicy,
                              interval: .seconds(configuration.sweepIntervalSeconds), logger: logger),
@@ -183,6 +241,21 @@ struct CommitterService: Service {
             committer.close()
         }
         await store.close()
+    }
+}
+
+/// Follows the log and keeps recordings alive until shutdown; in-flight intents stay in the
+/// store and are resumed by the next start.
+struct SupervisorService: Service {
+    let supervisor: Supervisor
+
+    func run() async throws {
+        await withTaskCancellationHandler {
+            await cancelWhenGracefulShutdown {
+                await supervisor.run()
+            }
+        } onCancel: {}
+        await supervisor.stop()
     }
 }
 

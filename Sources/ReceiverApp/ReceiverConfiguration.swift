@@ -44,8 +44,57 @@ public struct ReceiverConfiguration: Sendable {
     public var retentionMaxEvents = 0
     public var quarantineMaxAgeDays = 30.0
     public var sweepIntervalSeconds = 300.0
+    /// Agora RESTful API credentials (restarts). From the environment or files only.
+    public var agoraCustomerId: String?
+    public var agoraCustomerSecret: String?
+    public var agoraCustomerIdFile: String?
+    public var agoraCustomerSecretFile: String?
+    public var agoraBaseURLs = "https://api.agora.io,https://api.sd-rtn.com"
+    public var agoraRequestsPerSecond = 10.0
+    public var agoraConcurrentTaskLimit = 50
+    public var agoraRequestTimeoutSeconds = 10.0
+    /// Every Agora delay (back-offs, query intervals, the start window) runs this many times
+    /// faster. 1 in production; tests and local development with the simulator speed it up.
+    public var timeScale = 1.0
+    /// Names this process in restart claims and intents (distinct per replica on PostgreSQL).
+    public var instanceId: String?
 
     public init() {}
+
+    /// The Agora REST credentials, or nil when none are configured (restarts are then off and
+    /// every attempt says why).
+    public func loadAgoraCredentials() throws(ConfigurationError) -> (customerId: String, customerSecret: String)? {
+        func read(_ path: String?, key: String) throws(ConfigurationError) -> String? {
+            guard let path else { return nil }
+            guard let text = try? String(contentsOfFile: path, encoding: .utf8) else {
+                throw ConfigurationError(key: key, reason: "cannot read \(path)")
+            }
+            let value = String(text.trimmingASCIIWhitespace())
+            return value.isEmpty ? nil : value
+        }
+        let id = try read(agoraCustomerIdFile, key: "agora-customer-id-file") ?? agoraCustomerId
+        let secret = try read(agoraCustomerSecretFile, key: "agora-customer-secret-file") ?? agoraCustomerSecret
+        switch (id, secret) {
+        case (nil, nil): return nil
+        case (let id?, let secret?): return (id, secret)
+        case (nil, _): throw ConfigurationError(key: "AGORA_CUSTOMER_ID", reason: "is missing while AGORA_CUSTOMER_SECRET is set")
+        case (_, nil): throw ConfigurationError(key: "AGORA_CUSTOMER_SECRET", reason: "is missing while AGORA_CUSTOMER_ID is set")
+        }
+    }
+
+    /// The Agora domains, in order of preference.
+    public func agoraBaseURLList() throws(ConfigurationError) -> [URL] {
+        let urls = agoraBaseURLs.split(separator: ",").map { String($0.trimmingASCIIWhitespace()) }.filter { !$0.isEmpty }
+        var out: [URL] = []
+        for text in urls {
+            guard let url = URL(string: text), let scheme = url.scheme, scheme == "https" || scheme == "http", url.host != nil else {
+                throw ConfigurationError(key: "agora-base-urls", reason: "'\(text)' is not an http(s) URL")
+            }
+            out.append(url)
+        }
+        guard !out.isEmpty else { throw ConfigurationError(key: "agora-base-urls", reason: "needs at least one URL") }
+        return out
+    }
 
     /// The sweeper's policy. The dedup window never drops below the configured minimum, and the
     /// log is never trimmed below it either: a resend must still find the key of its original.
@@ -140,6 +189,16 @@ public struct ReceiverConfiguration: Sendable {
             .int("retention-max-events", "NCS_RETENTION_MAX_EVENTS", "Newest events kept (0: all).", d.retentionMaxEvents, range: 0...Int.max) { $0.retentionMaxEvents = $1 },
             .number("quarantine-max-age-days", "NCS_QUARANTINE_MAX_AGE_DAYS", "Days refused requests are kept.", d.quarantineMaxAgeDays) { $0.quarantineMaxAgeDays = $1 },
             .seconds("sweep-interval", "NCS_SWEEP_INTERVAL", "Seconds between retention sweeps.", d.sweepIntervalSeconds) { $0.sweepIntervalSeconds = $1 },
+            .secret("agora-customer-id", "AGORA_CUSTOMER_ID", "Agora RESTful API customer ID (Console > Developer Toolkit > RESTful API); restarts need it.") { $0.agoraCustomerId = String($1.trimmingASCIIWhitespace()) },
+            .secret("agora-customer-secret", "AGORA_CUSTOMER_SECRET", "Agora RESTful API customer secret.") { $0.agoraCustomerSecret = String($1.trimmingASCIIWhitespace()) },
+            .string("agora-customer-id-file", "AGORA_CUSTOMER_ID_FILE", "File holding the customer ID (instead of AGORA_CUSTOMER_ID).", "") { $0.agoraCustomerIdFile = $1 },
+            .string("agora-customer-secret-file", "AGORA_CUSTOMER_SECRET_FILE", "File holding the customer secret (instead of AGORA_CUSTOMER_SECRET).", "") { $0.agoraCustomerSecretFile = $1 },
+            .string("agora-base-urls", "AGORA_BASE_URLS", "Agora REST domains in order of preference, comma separated (failed calls move to the next).", d.agoraBaseURLs) { $0.agoraBaseURLs = $1 },
+            .seconds("agora-qps", "AGORA_QPS", "REST calls per second per App ID, shared by every call (Agora's default limit is 10).", d.agoraRequestsPerSecond, max: 10_000) { $0.agoraRequestsPerSecond = $1 },
+            .int("agora-pcw-limit", "AGORA_PCW_LIMIT", "Concurrent recording tasks per App ID (Agora's PCW cap); starts beyond it fail with a clear error.", d.agoraConcurrentTaskLimit, range: 1...100_000) { $0.agoraConcurrentTaskLimit = $1 },
+            .seconds("agora-timeout", "AGORA_REQUEST_TIMEOUT", "Seconds one REST exchange may take.", d.agoraRequestTimeoutSeconds, max: 600) { $0.agoraRequestTimeoutSeconds = $1 },
+            .seconds("time-scale", "NCS_TIME_SCALE", "Development and tests only: every Agora delay (back-offs, query intervals, the 90 s start window) runs this many times faster.", d.timeScale, max: 100_000) { $0.timeScale = $1 },
+            .string("instance-id", "NCS_INSTANCE_ID", "Names this process in restart claims and intents; give each replica on PostgreSQL its own (default: the receiver name).", "") { $0.instanceId = $1 },
         ]
     }()
 

@@ -1,1 +1,983 @@
-// Filled in by its own issue; see README.md, Layout.
+import CloudRecordingAPI
+import EventStore
+import Foundation
+import Logging
+import NCS
+import Timing
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Keeps wanted recordings alive (reference §4–§6).
+///
+/// It consumes the event log (so it sees callbacks taken by any instance sharing the store),
+/// and on 11, 31 or 32 from the current recorder uid of the current sid of a wanted recording
+/// it claims that sid once in the store, then runs acquire ▶ start ▶ query. Every step is
+/// written as an intent before its call goes out, so a crash resumes the step instead of
+/// starting a second task, and every step becomes an `ncsreceiver.*` event in the log.
+public actor Supervisor {
+    public struct Settings: Sendable {
+        /// Names this process in claims and intents. Replicas sharing a PostgreSQL store need
+        /// distinct ids (the pod name, say).
+        public var instanceId: String
+        public var receiverName: String
+        /// Agora's PCW cap: concurrent tasks per App ID.
+        public var concurrentTaskLimit: Int = 50
+        /// Agora: a start not at status 4 or 5 within 90 s did not start.
+        public var startWindow: Duration = .seconds(90)
+        /// Agora: the first query 5 s after the sid.
+        public var firstQueryDelay: Duration = .seconds(5)
+        /// Between verification queries while the status is not 4 or 5 yet.
+        public var verifyBackoffSeconds: [Double] = [5, 10, 15]
+        /// Failed attempts (new resource or new uid) before giving up and telling an operator.
+        public var maxAttempts: Int = 8
+        /// Pause before another attempt when Agora was unreachable, busy or over a limit.
+        public var attemptPauseSeconds: [Double] = [1, 3, 6, 15, 30]
+        /// A resourceId is good for 5 minutes; leave a margin.
+        public var resourceLifetime: Duration = .seconds(270)
+        /// Another instance's intent untouched this long is taken over.
+        public var intentLease: Duration = .seconds(600)
+        /// How long after a start event 13 must come (when the watchdog is on).
+        public var watchdogWindow: Duration = .seconds(10)
+        /// Test-only crash point (`NCS_TEST_FAILPOINT`): the process kills itself there.
+        public var failpoint: Failpoint?
+
+        public init(instanceId: String, receiverName: String) {
+            self.instanceId = instanceId
+            self.receiverName = receiverName
+        }
+    }
+
+    public enum Failpoint: String, Sendable {
+        /// After the acquire answered and the intent holds the resourceId, before start.
+        case afterAcquire = "after-acquire"
+        /// After start answered, before the sid is written anywhere.
+        case afterStart = "after-start"
+    }
+
+    public struct Conflict: Error, Sendable, CustomStringConvertible {
+        public var description: String
+    }
+
+    private let store: any EventStore
+    private let client: CloudRecordingClient?
+    public nonisolated let directory: SessionDirectory
+    private let settings: Settings
+    private let clock: ScaledClock
+    private let logger: Logger
+    private let builder: SupervisorEventBuilder
+    private let emitter: EventEmitter
+
+    private struct Operation {
+        var id: UInt64
+        var task: Task<Void, Never>
+        var replacesSid: String?
+    }
+    private var operations: [String: Operation] = [:]
+    private var nextOperationId: UInt64 = 0
+    private var monitors: [String: Task<Void, Never>] = [:]
+    private var recordings: [String: Recording] = [:]
+    private var cursor: Int64 = 0
+    private var cursorSaved: Int64 = 0
+    private var halted = false
+    private nonisolated let wake: AsyncStream<Void>.Continuation
+    private let wakeups: AsyncStream<Void>
+
+    public init(store: any EventStore, client: CloudRecordingClient?, directory: SessionDirectory, settings: Settings,
+                clock: ScaledClock, logger: Logger) {
+        self.store = store
+        self.client = client
+        self.directory = directory
+        self.settings = settings
+        self.clock = clock
+        self.logger = logger
+        self.builder = SupervisorEventBuilder(receiverName: settings.receiverName)
+        self.emitter = EventEmitter(store: store, logger: logger)
+        (wakeups, wake) = AsyncStream.makeStream(of: Void.self, bufferingPolicy: .bufferingNewest(1))
+        let wake = self.wake
+        store.observeAppends { _ in wake.yield() }
+    }
+
+    // MARK: - Life
+
+    /// Loads what is known, resumes unfinished intents and monitoring, then follows the log
+    /// until cancelled.
+    public func run() async {
+        do {
+            try await loadState()
+        } catch {
+            logger.error("supervisor could not load its state; restarts are off until it can", metadata: ["error": "\(error)"])
+        }
+        await drainLog()
+        for await _ in wakeups {
+            if halted || Task.isCancelled { break }
+            await drainLog()
+        }
+        await stop()
+    }
+
+    /// Stops everything in flight and saves the log cursor. Intents stay in the store: the next
+    /// start resumes them.
+    public func stop() async {
+        for operation in operations.values { operation.task.cancel() }
+        for monitor in monitors.values { monitor.cancel() }
+        operations = [:]
+        monitors = [:]
+        if !halted { await saveCursor(force: true) }
+        await emitter.flush()
+    }
+
+    /// Test hook: behaves as if the process died here. Nothing more is written.
+    public func halt() {
+        halted = true
+        emitter.halt()
+        for operation in operations.values { operation.task.cancel() }
+        for monitor in monitors.values { monitor.cancel() }
+        operations = [:]
+        monitors = [:]
+        wake.finish()
+    }
+
+    private func loadState() async throws {
+        for (sid, value) in try await store.listDocuments(collection: Collections.sessions) {
+            if let session = try? JSONDecoder().decode(SessionRecord.self, from: Data(value)) {
+                directory.load(sid: sid, knowledge: SessionKnowledge(startedUid: session.startedUid, failoverUids: session.failoverUids))
+            }
+        }
+        for (_, value) in try await store.listDocuments(collection: Collections.recordings) {
+            if let recording = try? JSONDecoder().decode(Recording.self, from: Data(value)) {
+                recordings[recording.cname] = recording
+            }
+        }
+        if let saved = try await store.getDocument(collection: Collections.cursors, key: settings.instanceId),
+           let offset = Int64(String(decoding: saved, as: UTF8.self)) {
+            cursor = offset
+        } else {
+            // First run: react to what arrives from now on, not to history.
+            cursor = try await store.headOffset()
+            await saveCursor(force: true)
+        }
+        cursorSaved = cursor
+
+        let nowMs = Self.wallMs()
+        for (cname, value) in try await store.listDocuments(collection: Collections.intents) {
+            guard let intent = try? JSONDecoder().decode(Intent.self, from: Data(value)) else { continue }
+            let idleFor = agoraElapsed(sinceWallMs: intent.updatedMs, nowMs: nowMs)
+            guard intent.owner == settings.instanceId || idleFor > settings.intentLease else { continue }
+            guard let recording = recordings[cname], recording.wanted, recording.generation == intent.generation else {
+                _ = try? await store.deleteDocument(collection: Collections.intents, key: cname)
+                continue
+            }
+            logger.notice("resuming an unfinished restart", metadata: ["cname": "\(cname)", "phase": "\(intent.phase.rawValue)"])
+            emit(SupervisorEventType.resumed, cname: cname, sid: intent.sid ?? intent.replacesSid, data: [
+                "phase": .string(intent.phase.rawValue), "uid": .string(intent.uid), "attempt": .int(Int64(intent.attempt)),
+                "previousOwner": .string(intent.owner),
+            ])
+            var resumed = intent
+            resumed.owner = settings.instanceId
+            launch(resumed, recording: recording)
+        }
+        for recording in recordings.values where recording.wanted && recording.state == .recording && operations[recording.cname] == nil {
+            if let current = recording.current { startMonitor(cname: recording.cname, sid: current.sid) }
+        }
+    }
+
+    // MARK: - Following the log
+
+    private func drainLog() async {
+        while !halted && !Task.isCancelled {
+            let batch: [StoredEvent]
+            do {
+                batch = try await store.read(after: cursor, limit: 256, filter: .all)
+            } catch {
+                logger.warning("supervisor could not read the log; retrying", metadata: ["error": "\(error)"])
+                try? await Task.sleep(for: .seconds(1))
+                continue
+            }
+            if batch.isEmpty { break }
+            for event in batch {
+                if halted { return }
+                await handle(event)
+                cursor = event.offset
+            }
+        }
+        await saveCursor(force: false)
+    }
+
+    private var cursorSavedAt = ContinuousClock.now
+
+    private func saveCursor(force: Bool) async {
+        guard cursor != cursorSaved, !halted else { return }
+        guard force || cursorSavedAt.duration(to: .now) > .seconds(1) else { return }
+        do {
+            try await store.putDocument(collection: Collections.cursors, key: settings.instanceId, value: Array(String(cursor).utf8))
+            cursorSaved = cursor
+            cursorSavedAt = .now
+        } catch {
+            logger.warning("supervisor could not save its log cursor", metadata: ["error": "\(error)"])
+        }
+    }
+
+    private func handle(_ event: StoredEvent) async {
+        guard event.type.hasPrefix("io.agora.cloudrecording."), let eventType = event.eventType,
+              let cname = event.cname, let sid = event.sid else { return }
+        let data = (try? JSONValue.parse(event.body))?["data"]
+        let uid = data?["uid"]?.stringValue
+        if eventType == 12, let newUid = data?["details"]?["newUid"]?.stringValue {
+            await handleFailover(cname: cname, sid: sid, newUid: newUid, uid: uid)
+        }
+        if RestartRules.exitEventTypes.contains(eventType) {
+            await handleExit(cname: cname, sid: sid, uid: uid, eventType: eventType, offset: event.offset)
+        } else if let uid {
+            await adoptIfUnknown(cname: cname, sid: sid, uid: uid)
+        }
+    }
+
+    private func handleExit(cname: String, sid: String, uid: String?, eventType: Int, offset: Int64) async {
+        guard var recording = try? await readRecording(cname) else { return }
+        if recording.current == nil, let uid { // a task nobody told us about, ending
+            await adoptIfUnknown(cname: cname, sid: sid, uid: uid)
+            guard let refreshed = try? await readRecording(cname) else { return }
+            recording = refreshed
+        }
+        let decision = RestartRules.onExit(recording: recording, sid: sid, uid: uid, knowledge: directory.knowledge(sid: sid))
+        switch decision {
+        case .skip(let reason):
+            guard recording.lineage.contains(where: { $0.sid == sid }) else { return }
+            if reason == "stopped_intentionally", recording.current?.sid == sid {
+                recording.endLineage(sid: sid, end: "stopped", nowMs: Self.wallMs())
+                recording.current = nil
+                try? await save(recording)
+            }
+            emit(SupervisorEventType.skipped, cname: cname, sid: sid, data: [
+                "reason": .string(reason), "eventType": .int(Int64(eventType)), "uid": uid.map(JSONValue.string) ?? .null,
+                "triggerOffset": .int(offset),
+            ], key: "skip:\(sid):\(eventType):\(uid ?? "")")
+        case .restart:
+            let key = "restart:\(sid)"
+            do {
+                if try await !store.claim(key, owner: settings.instanceId) {
+                    // Claimed before: by another event or instance (nothing to do), or by this
+                    // instance just before a crash that came ahead of the intent (resume it).
+                    guard operations[cname] == nil, try await store.claimOwner(key) == settings.instanceId,
+                          try await store.getDocument(collection: Collections.intents, key: cname) == nil else { return }
+                    logger.notice("resuming a restart claimed before a crash", metadata: ["cname": "\(cname)", "sid": "\(sid)"])
+                }
+            } catch {
+                logger.error("restart claim failed; the store is unavailable", metadata: ["sid": "\(sid)", "error": "\(error)"])
+                return
+            }
+            guard !halted else { return }
+            let intent = Intent(
+                cname: cname, generation: recording.generation, reason: "event_\(eventType)", replacesSid: sid,
+                replacesResourceId: recording.current?.resourceId, phase: .acquire,
+                uid: recording.otherUid(than: directory.knowledge(sid: sid)?.startedUid ?? recording.current?.uid),
+                attempt: 0, logOffset: offset, owner: settings.instanceId, updatedMs: Self.wallMs()
+            )
+            logger.notice("recording exited unexpectedly; restarting", metadata: [
+                "cname": "\(cname)", "sid": "\(sid)", "event": "\(eventType)", "new_uid": "\(intent.uid)",
+            ])
+            await launchDurably(intent, recording: recording)
+        }
+    }
+
+    private func handleFailover(cname: String, sid: String, newUid: String, uid: String?) async {
+        let migrations = directory.recordFailover(sid: sid, newUid: newUid)
+        // Ingestion has usually recorded this newUid already; the uid before it is the previous one.
+        let known = directory.knowledge(sid: sid)
+        let position = known?.failoverUids.firstIndex(of: newUid) ?? 0
+        let previousUid = position > 0 ? known?.failoverUids[position - 1] : known?.startedUid
+        try? await updateSession(sid: sid, cname: cname) { session in
+            if !session.failoverUids.contains(newUid) { session.failoverUids.append(newUid) }
+        }
+        guard var recording = try? await readRecording(cname),
+              let index = recording.lineage.lastIndex(where: { $0.sid == sid }) else { return }
+        if !recording.lineage[index].failoverUids.contains(newUid) {
+            recording.lineage[index].failoverUids.append(newUid)
+            try? await save(recording)
+        }
+        emit(SupervisorEventType.failoverDetected, cname: cname, sid: sid, data: [
+            "newUid": .string(newUid), "previousUid": previousUid.map(JSONValue.string) ?? .null,
+            "migrations": .int(Int64(migrations)),
+        ], key: "failover:\(sid):\(newUid)")
+
+        // The HA session of a task already being replaced lives on: two tasks would record.
+        // The replacement wins; the HA session is stopped.
+        let replacedAlready = recording.current?.sid != sid && recording.lineage[index].end != "stopped"
+        let beingReplaced = operations[cname]?.replacesSid == sid
+        if recording.wanted && (replacedAlready || beingReplaced) {
+            let entry = recording.lineage[index]
+            recording.endLineage(sid: sid, end: "superseded", nowMs: Self.wallMs())
+            try? await save(recording)
+            emit(SupervisorEventType.superseded, cname: cname, sid: sid, data: [
+                "newUid": .string(newUid), "reason": "an exit from the old uid already started a replacement",
+            ], key: "superseded:\(sid):\(newUid)")
+            stopTask(recording: recording, sid: sid, resourceId: entry.resourceId, uid: newUid, why: "superseded HA session")
+        }
+    }
+
+    /// A task of a recording that nobody told us about (registered without a sid, or started
+    /// before a crash lost its answer): take it as the current task when its uid is ours.
+    private func adoptIfUnknown(cname: String, sid: String, uid: String) async {
+        guard let cached = recordings[cname], cached.wanted, cached.current == nil, operations[cname] == nil,
+              uid == cached.uid || uid == cached.backupUid,
+              !cached.lineage.contains(where: { $0.sid == sid }) else { return }
+        guard var recording = try? await readRecording(cname), recording.current == nil, operations[cname] == nil else { return }
+        let nowMs = Self.wallMs()
+        recording.current = TaskRef(sid: sid, resourceId: "", uid: uid, startedMs: nowMs)
+        recording.lineage.append(LineageEntry(sid: sid, resourceId: "", uid: uid, startedMs: nowMs, reason: "adopted",
+                                              replacesSid: nil, failoverUids: [], endedMs: nil, end: nil))
+        recording.state = .recording
+        directory.recordStart(sid: sid, uid: uid)
+        try? await updateSession(sid: sid, cname: cname) { $0.startedUid = $0.startedUid ?? uid }
+        try? await save(recording)
+        emit(SupervisorEventType.adopted, cname: cname, sid: sid, data: ["uid": .string(uid)])
+    }
+
+    // MARK: - The registry (admin API)
+
+    public struct Registered: Sendable {
+        public var recording: Recording
+        public var warnings: [String]
+    }
+
+    public func register(_ request: RecordingRequest) async throws -> Registered {
+        let existing = try await readRecording(request.cname)
+        if request.start, let existing, existing.wanted, let current = existing.current, existing.state == .recording || existing.state == .starting {
+            throw Conflict(description: "\(request.cname) is already recording (sid \(current.sid)); DELETE it with ?stop=true first")
+        }
+        if request.start, operations[request.cname] != nil {
+            throw Conflict(description: "\(request.cname) is being started or restarted right now")
+        }
+        let nowMs = Self.wallMs()
+        var recording = Recording(
+            cname: request.cname, appId: request.appId, mode: request.mode, uid: request.uid, backupUid: request.backupUid,
+            clientRequest: request.clientRequest, acquireRequest: request.acquireRequest, options: request.options,
+            wanted: true, state: .registered, current: nil, lineage: existing?.lineage ?? [],
+            lastStatus: nil, lastStatusMs: nil, recentErrors: existing?.recentErrors ?? [],
+            createdMs: existing?.createdMs ?? nowMs, updatedMs: nowMs, generation: (existing?.generation ?? 0) + 1
+        )
+        if let sid = request.sid, let resourceId = request.resourceId {
+            let uid = request.currentUid ?? request.uid
+            recording.current = TaskRef(sid: sid, resourceId: resourceId, uid: uid, startedMs: nowMs)
+            if !recording.lineage.contains(where: { $0.sid == sid }) {
+                recording.lineage.append(LineageEntry(sid: sid, resourceId: resourceId, uid: uid, startedMs: nowMs, reason: "handed_over",
+                                                      replacesSid: nil, failoverUids: [], endedMs: nil, end: nil))
+            }
+            recording.state = .recording
+            directory.recordStart(sid: sid, uid: uid)
+            try await updateSession(sid: sid, cname: request.cname) { $0.startedUid = uid }
+        } else if let existing, existing.wanted, let current = existing.current, !request.start {
+            // Re-registration with new settings: the running task stays the current one.
+            recording.current = current
+            recording.state = existing.state
+        }
+        if request.start { recording.state = .starting }
+        try await save(recording)
+        let warnings = request.warnings
+        for warning in warnings {
+            logger.warning("recording settings", metadata: ["cname": "\(request.cname)", "warning": "\(warning)"])
+        }
+        emit(SupervisorEventType.registered, cname: request.cname, sid: recording.current?.sid, data: [
+            "appId": .string(request.appId), "mode": .string(request.mode.rawValue), "uid": .string(request.uid),
+            "backupUid": .string(request.backupUid), "start": .bool(request.start), "generation": .int(Int64(recording.generation)),
+            "warnings": .array(warnings.map(JSONValue.string)),
+        ])
+        if request.start {
+            guard try await store.claim("start:\(request.cname):\(recording.generation)", owner: settings.instanceId) else {
+                throw Conflict(description: "another instance is starting \(request.cname)")
+            }
+            let intent = Intent(cname: request.cname, generation: recording.generation, reason: "initial_start", replacesSid: nil,
+                                replacesResourceId: nil, phase: .acquire, uid: request.uid, attempt: 0,
+                                logOffset: (try? await store.headOffset()) ?? 0, owner: settings.instanceId, updatedMs: nowMs)
+            try await saveIntent(intent)
+            launch(intent, recording: recording)
+        } else if let current = recording.current, recording.state == .recording {
+            startMonitor(cname: request.cname, sid: current.sid)
+        }
+        return Registered(recording: recording, warnings: warnings)
+    }
+
+    public struct Unregistered: Sendable {
+        public var recording: Recording
+        /// The stop call's outcome when one was asked for: nil (not asked), or a description.
+        public var stopOutcome: String?
+    }
+
+    /// An intended stop: the recording is no longer wanted and is never restarted; with `stop`
+    /// Agora's stop is called for the live task.
+    public func unregister(cname: String, stop: Bool) async throws -> Unregistered? {
+        guard var recording = try await readRecording(cname) else { return nil }
+        recording.wanted = false
+        recording.state = .stopped
+        recording.updatedMs = Self.wallMs()
+        try await save(recording)
+        monitors[cname]?.cancel()
+        monitors[cname] = nil
+        emit(SupervisorEventType.unwanted, cname: cname, sid: recording.current?.sid, data: ["stop": .bool(stop)])
+        var outcome: String?
+        if stop, let current = recording.current {
+            outcome = await callStop(recording: recording, sid: current.sid, resourceId: current.resourceId,
+                                     uid: directory.knowledge(sid: current.sid)?.currentUid ?? current.uid)
+            recording.endLineage(sid: current.sid, end: "stopped", nowMs: Self.wallMs())
+            recording.current = nil
+            try await save(recording)
+        }
+        return Unregistered(recording: recording, stopOutcome: outcome)
+    }
+
+    public func recording(cname: String) async throws -> Recording? {
+        try await readRecording(cname)
+    }
+
+    public func allRecordings() async throws -> [Recording] {
+        try await store.listDocuments(collection: Collections.recordings)
+            .compactMap { try? JSONDecoder().decode(Recording.self, from: Data($0.value)) }
+            .sorted { $0.cname < $1.cname }
+    }
+
+    /// The phase of the start or restart in flight, if any.
+    public func inFlight(cname: String) async -> (phase: String, uid: String, attempt: Int)? {
+        guard let bytes = try? await store.getDocument(collection: Collections.intents, key: cname),
+              let intent = try? JSONDecoder().decode(Intent.self, from: Data(bytes)) else { return nil }
+        return (intent.phase.rawValue, intent.uid, intent.attempt)
+    }
+
+    // MARK: - Starting and restarting
+
+    /// Writes the intent, then starts working on it: a crash from here on resumes it.
+    private func launchDurably(_ intent: Intent, recording: Recording) async {
+        do {
+            try await saveIntent(intent)
+        } catch {
+            logger.error("could not write a restart intent; it will be retried from the log after a restart",
+                         metadata: ["cname": "\(intent.cname)", "error": "\(error)"])
+            return
+        }
+        launch(intent, recording: recording)
+    }
+
+    private func launch(_ intent: Intent, recording: Recording) {
+        operations[intent.cname]?.task.cancel()
+        monitors[intent.cname]?.cancel()
+        monitors[intent.cname] = nil
+        nextOperationId += 1
+        let id = nextOperationId
+        let task = Task { await self.runOperation(id: id, intent: intent) }
+        operations[intent.cname] = Operation(id: id, task: task, replacesSid: intent.replacesSid)
+    }
+
+    private func isCurrent(_ id: UInt64, _ cname: String) -> Bool {
+        !halted && !Task.isCancelled && operations[cname]?.id == id
+    }
+
+    private func finishOperation(_ id: UInt64, _ cname: String) {
+        if operations[cname]?.id == id { operations[cname] = nil }
+    }
+
+    /// acquire ▶ start ▶ verify, through every retry rule, until the recording runs, is no
+    /// longer wanted, or the attempts are used up.
+    private func runOperation(id: UInt64, intent initial: Intent) async {
+        var intent = initial
+        let cname = intent.cname
+        if intent.attempt == 0 && intent.phase == .acquire {
+            emit(SupervisorEventType.requested, cname: cname, sid: intent.replacesSid, data: [
+                "reason": .string(intent.reason), "uid": .string(intent.uid), "triggerOffset": .int(intent.logOffset),
+            ])
+        }
+        defer { finishOperation(id, cname) }
+        // The launcher wrote `initial`; every later change is written here, before the step
+        // whose call it announces goes out.
+        var written = initial
+        while isCurrent(id, cname) {
+            if intent != written {
+                do {
+                    intent.updatedMs = Self.wallMs()
+                    try await saveIntent(intent)
+                    written = intent
+                } catch {
+                    logger.error("could not write a restart intent; stopping here (a restart resumes it)",
+                                 metadata: ["cname": "\(cname)", "error": "\(error)"])
+                    return
+                }
+                if intent.phase == .start && intent.attempt == written.attempt { crashIfAsked(.afterAcquire) }
+            }
+            guard let recording = try? await readRecording(cname), isCurrent(id, cname) else { return }
+            guard recording.wanted, recording.generation == intent.generation else {
+                _ = try? await store.deleteDocument(collection: Collections.intents, key: cname)
+                return
+            }
+            guard let client else {
+                await giveUp(intent, recording: recording, step: intent.phase.rawValue,
+                             message: "no Agora REST credentials are configured (AGORA_CUSTOMER_ID, AGORA_CUSTOMER_SECRET)")
+                return
+            }
+            switch intent.phase {
+            case .acquire:
+                guard let next = await acquire(id: id, intent: intent, recording: recording, client: client) else { return }
+                intent = next
+            case .start:
+                guard let next = await start(id: id, intent: intent, recording: recording, client: client) else { return }
+                intent = next
+            case .adopt:
+                guard let next = await adopt(id: id, intent: intent, recording: recording) else { return }
+                intent = next
+            case .verify:
+                guard let next = await verify(id: id, intent: intent, recording: recording, client: client) else { return }
+                intent = next
+            }
+        }
+    }
+
+    private func acquire(id: UInt64, intent: Intent, recording: Recording, client: CloudRecordingClient) async -> Intent? {
+        var intent = intent
+        let live = liveTaskCount(appId: recording.appId, excluding: recording.cname)
+        if live >= settings.concurrentTaskLimit {
+            let error = AgoraAPIError(kind: .concurrencyLimit, endpoint: .acquire,
+                                      reason: "\(live) tasks already run for this App ID; the PCW cap is \(settings.concurrentTaskLimit)")
+            return await afterFailure(id: id, intent: intent, recording: recording, error: error)
+        }
+        // The intent (phase acquire, this uid) is on disk: written by whoever launched this
+        // operation or moved it back to acquire, before this call goes out.
+        guard isCurrent(id, recording.cname) else { return nil }
+        do {
+            let acquired = try await client.acquire(appId: recording.appId, cname: recording.cname, uid: intent.uid,
+                                                    clientRequest: acquireBody(recording: recording, intent: intent))
+            guard isCurrent(id, recording.cname) else { return nil }
+            intent.phase = .start
+            intent.resourceId = acquired.resourceId
+            intent.acquiredMs = Self.wallMs()
+            emit(SupervisorEventType.acquired, cname: recording.cname, sid: intent.replacesSid, data: [
+                "resourceId": .string(acquired.resourceId), "uid": .string(intent.uid), "attempt": .int(Int64(intent.attempt)),
+            ])
+            return intent
+        } catch {
+            return await afterFailure(id: id, intent: intent, recording: recording, error: error)
+        }
+    }
+
+    private func start(id: UInt64, intent: Intent, recording: Recording, client: CloudRecordingClient) async -> Intent? {
+        var intent = intent
+        guard let resourceId = intent.resourceId, let acquiredMs = intent.acquiredMs,
+              agoraElapsed(sinceWallMs: acquiredMs, nowMs: Self.wallMs()) < settings.resourceLifetime else {
+            intent.phase = .acquire
+            intent.resourceId = nil
+            return intent
+        }
+        let started: CloudRecordingClient.Started
+        do {
+            started = try await client.start(appId: recording.appId, resourceId: resourceId, mode: recording.mode,
+                                             cname: recording.cname, uid: intent.uid, clientRequest: Array(recording.clientRequest.utf8))
+        } catch {
+            guard isCurrent(id, recording.cname) else { return nil }
+            return await afterFailure(id: id, intent: intent, recording: recording, error: error)
+        }
+        crashIfAsked(.afterStart)
+        guard isCurrent(id, recording.cname) else {
+            // Superseded while start was in flight: this task is nobody's.
+            if !halted { stopTask(recording: recording, sid: started.sid, resourceId: started.resourceId, uid: intent.uid, why: "superseded start") }
+            return nil
+        }
+        return await took(id: id, intent: intent, sid: started.sid, resourceId: started.resourceId, reasonOverride: nil)
+    }
+
+    /// Makes `sid` the recording's current task and moves on to verification.
+    private func took(id: UInt64, intent: Intent, sid: String, resourceId: String, reasonOverride: String?) async -> Intent? {
+        var intent = intent
+        guard var recording = try? await readRecording(intent.cname), isCurrent(id, intent.cname) else { return nil }
+        guard recording.wanted, recording.generation == intent.generation else {
+            // Stopped on purpose while the start was in flight: the new task must not live on.
+            stopTask(recording: recording, sid: sid, resourceId: resourceId, uid: intent.uid, why: "stop asked during start")
+            _ = try? await store.deleteDocument(collection: Collections.intents, key: intent.cname)
+            return nil
+        }
+        let nowMs = Self.wallMs()
+        if let replaced = intent.replacesSid { recording.endLineage(sid: replaced, end: "replaced", nowMs: nowMs) }
+        recording.current = TaskRef(sid: sid, resourceId: resourceId, uid: intent.uid, startedMs: nowMs)
+        recording.lineage.append(LineageEntry(sid: sid, resourceId: resourceId, uid: intent.uid, startedMs: nowMs,
+                                              reason: reasonOverride ?? intent.reason, replacesSid: intent.replacesSid,
+                                              failoverUids: [], endedMs: nil, end: nil))
+        recording.state = intent.reason == "initial_start" ? .starting : .restarting
+        recording.updatedMs = nowMs
+        directory.recordStart(sid: sid, uid: intent.uid)
+        do {
+            try await updateSession(sid: sid, cname: intent.cname) { $0.startedUid = intent.uid }
+            try await save(recording)
+            intent.phase = .verify
+            intent.sid = sid
+            intent.resourceId = resourceId
+            intent.startedMs = nowMs
+        } catch {
+            return nil
+        }
+        var data: JSONObject = ["resourceId": .string(resourceId), "uid": .string(intent.uid), "replacesSid": intent.replacesSid.map(JSONValue.string) ?? .null]
+        if let playlist = Recording.playlistName(sid: sid, cname: intent.cname, mode: recording.mode) { data.append("playlist", .string(playlist)) }
+        emit(reasonOverride == "adopted" ? SupervisorEventType.adopted : SupervisorEventType.started, cname: intent.cname, sid: sid, data: data)
+        return intent
+    }
+
+    /// After a start whose answer was lost (a crash, or 201 "already started"): find the task
+    /// by its events (our uid, this cname, a sid we do not know) or give the uid up.
+    private func adopt(id: UInt64, intent: Intent, recording: Recording) async -> Intent? {
+        var intent = intent
+        let deadline = clock.now().advanced(by: settings.startWindow)
+        let known = Set(recording.lineage.map(\.sid))
+        var after = intent.logOffset
+        while isCurrent(id, recording.cname) && clock.now() < deadline {
+            if let events = try? await store.read(after: after, limit: 500, filter: EventFilter(cname: recording.cname)) {
+                for event in events {
+                    after = event.offset
+                    guard event.type.hasPrefix("io.agora.cloudrecording."), let sid = event.sid, !known.contains(sid),
+                          (try? JSONValue.parse(event.body))?["data"]?["uid"]?.stringValue == intent.uid else { continue }
+                    return await took(id: id, intent: intent, sid: sid, resourceId: intent.resourceId ?? "", reasonOverride: "adopted")
+                }
+            }
+            try? await clock.sleep(for: .seconds(1))
+        }
+        guard isCurrent(id, recording.cname) else { return nil }
+        // Nothing under that uid: start afresh with the other one.
+        intent.phase = .acquire
+        intent.uid = recording.otherUid(than: intent.uid)
+        intent.resourceId = nil
+        intent.attempt += 1
+        return intent
+    }
+
+    private func verify(id: UInt64, intent: Intent, recording: Recording, client: CloudRecordingClient) async -> Intent? {
+        var intent = intent
+        guard let sid = intent.sid, let resourceId = intent.resourceId, let startedMs = intent.startedMs else {
+            intent.phase = .acquire
+            return intent
+        }
+        let elapsed = agoraElapsed(sinceWallMs: startedMs, nowMs: Self.wallMs())
+        let deadline = clock.now().advanced(by: settings.startWindow - elapsed)
+        if elapsed < settings.firstQueryDelay { try? await clock.sleep(for: settings.firstQueryDelay - elapsed) }
+        var round = 0
+        var lastProblem = "no status 4 or 5"
+        while isCurrent(id, recording.cname) && clock.now() < deadline {
+            do {
+                let result = try await client.query(appId: recording.appId, resourceId: resourceId, sid: sid, mode: recording.mode)
+                guard isCurrent(id, recording.cname) else { return nil }
+                if let status = result.status, status == 4 || status == 5 {
+                    await verified(id: id, intent: intent, sid: sid, status: status)
+                    return nil
+                }
+                lastProblem = "status \(result.status.map(String.init) ?? "missing")"
+            } catch {
+                guard isCurrent(id, recording.cname) else { return nil }
+                lastProblem = error.description
+            }
+            let pause = settings.verifyBackoffSeconds[min(round, settings.verifyBackoffSeconds.count - 1)]
+            round += 1
+            try? await clock.sleep(for: .milliseconds(pause * 1000))
+        }
+        guard isCurrent(id, recording.cname), var current = try? await readRecording(recording.cname) else { return nil }
+        // Not up within 90 s: Agora says treat it as not started. Stop it (in case it comes up
+        // late) and try again with the other uid.
+        let nowMs = Self.wallMs()
+        current.endLineage(sid: sid, end: "start_timeout", nowMs: nowMs)
+        if current.current?.sid == sid { current.current = nil }
+        current.noteError(step: "verify", message: "\(sid) not at status 4 or 5 within \(settings.startWindow): \(lastProblem)", nowMs: nowMs)
+        try? await save(current)
+        _ = try? await store.claim("restart:\(sid)", owner: settings.instanceId)
+        emit(SupervisorEventType.failed, cname: recording.cname, sid: sid, data: [
+            "step": "verify", "kind": "start_timeout", "reason": .string(lastProblem), "next": "new_uid",
+        ])
+        stopTask(recording: current, sid: sid, resourceId: resourceId, uid: intent.uid, why: "start window passed")
+        intent.attempt += 1
+        if intent.attempt >= settings.maxAttempts {
+            await giveUp(intent, recording: current, step: "verify", message: "no task reached status 4 or 5")
+            return nil
+        }
+        intent.reason = "start_timeout"
+        intent.replacesSid = sid
+        intent.replacesResourceId = resourceId
+        intent.phase = .acquire
+        intent.uid = current.otherUid(than: intent.uid)
+        intent.sid = nil
+        intent.resourceId = nil
+        return intent
+    }
+
+    private func verified(id: UInt64, intent: Intent, sid: String, status: Int) async {
+        guard var recording = try? await readRecording(intent.cname), isCurrent(id, intent.cname) else { return }
+        let nowMs = Self.wallMs()
+        recording.state = .recording
+        recording.lastStatus = status
+        recording.lastStatusMs = nowMs
+        recording.updatedMs = nowMs
+        guard (try? await save(recording)) != nil else { return }
+        _ = try? await store.deleteDocument(collection: Collections.intents, key: intent.cname)
+        var data: JSONObject = ["status": .int(Int64(status)), "uid": .string(intent.uid), "reason": .string(intent.reason),
+                                "attempts": .int(Int64(intent.attempt + 1))]
+        if let startedMs = intent.startedMs { data.append("verifiedAfterMs", .int(nowMs - startedMs)) }
+        if let playlist = Recording.playlistName(sid: sid, cname: intent.cname, mode: recording.mode) { data.append("playlist", .string(playlist)) }
+        emit(SupervisorEventType.succeeded, cname: intent.cname, sid: sid, data: data)
+        finishOperation(id, intent.cname)
+        startMonitor(cname: intent.cname, sid: sid)
+    }
+
+    /// What Agora's rules say to do after a failed call: another uid, another resource, the
+    /// same call later, or an operator.
+    private func afterFailure(id: UInt64, intent: Intent, recording: Recording, error: AgoraAPIError) async -> Intent? {
+        var intent = intent
+        guard isCurrent(id, recording.cname) else { return nil }
+        enum Next: String { case newUid = "new_uid", newResource = "new_resource", sameCallLater = "retry_later", adopt, giveUp = "give_up" }
+        let next: Next
+        switch error.kind {
+        case .taskConflict:
+            next = .newUid
+        case .serverError where error.endpoint == .start:
+            next = .newUid
+        case .resourceInvalid, .notCompleted:
+            next = .newResource
+        case .alreadyStarted:
+            next = .adopt
+        case .unreachable, .rateLimited, .serverError, .concurrencyLimit, .notFound:
+            next = .sameCallLater
+        case .unauthorized, .rejected, .badResponse, .invalidOperation:
+            next = .giveUp
+        }
+        var current = recording
+        current.noteError(step: error.endpoint.rawValue, message: error.description, nowMs: Self.wallMs())
+        try? await save(current)
+        var data: JSONObject = ["step": .string(error.endpoint.rawValue), "kind": .string(error.kind.rawValue), "uid": .string(intent.uid),
+                                "attempt": .int(Int64(intent.attempt)), "next": .string(next.rawValue), "reason": .string(error.reason)]
+        if let status = error.status { data.append("status", .int(Int64(status))) }
+        if let code = error.code { data.append("code", .int(Int64(code))) }
+        if let requestId = error.requestId { data.append("requestId", .string(requestId)) }
+        emit(SupervisorEventType.failed, cname: recording.cname, sid: intent.replacesSid, data: data)
+
+        intent.attempt += 1
+        if next == .giveUp || intent.attempt >= settings.maxAttempts {
+            await giveUp(intent, recording: current, step: error.endpoint.rawValue, message: error.description)
+            return nil
+        }
+        switch next {
+        case .newUid:
+            intent.uid = current.otherUid(than: intent.uid)
+            intent.phase = .acquire
+            intent.resourceId = nil
+        case .newResource:
+            intent.phase = .acquire
+            intent.resourceId = nil
+        case .adopt:
+            intent.phase = .adopt
+        case .sameCallLater:
+            let pause = settings.attemptPauseSeconds[min(intent.attempt - 1, settings.attemptPauseSeconds.count - 1)]
+            try? await clock.sleep(for: .milliseconds(pause * 1000))
+        case .giveUp:
+            break
+        }
+        intent.updatedMs = Self.wallMs()
+        return intent
+    }
+
+    private func giveUp(_ intent: Intent, recording: Recording, step: String, message: String) async {
+        var recording = recording
+        let nowMs = Self.wallMs()
+        recording.state = .failed
+        if let current = recording.current, current.sid == intent.replacesSid || current.sid == intent.sid {
+            recording.endLineage(sid: current.sid, end: "exited", nowMs: nowMs)
+            recording.current = nil
+        }
+        recording.noteError(step: step, message: "gave up: \(message)", nowMs: nowMs)
+        try? await save(recording)
+        _ = try? await store.deleteDocument(collection: Collections.intents, key: intent.cname)
+        logger.error("gave up keeping a recording alive; an operator has to look", metadata: [
+            "cname": "\(intent.cname)", "step": "\(step)", "error": "\(message)",
+        ])
+        emit(SupervisorEventType.gaveUp, cname: intent.cname, sid: intent.replacesSid, data: [
+            "step": .string(step), "reason": .string(message), "attempts": .int(Int64(intent.attempt)),
+        ])
+    }
+
+    private func acquireBody(recording: Recording, intent: Intent) -> [UInt8] {
+        var request = JSONObject()
+        if let extra = recording.acquireRequest, let object = (try? JSONValue.parse(extra))?.objectValue {
+            for member in object { request.append(member.key, member.value) }
+        }
+        if request["scene"] == nil { request.append("scene", .int(recording.mode == .web ? 1 : 0)) }
+        if request["resourceExpiredHour"] == nil { request.append("resourceExpiredHour", 24) }
+        if recording.options.excludePreviousResource, let previous = intent.replacesResourceId, !previous.isEmpty {
+            request.append("excludeResourceIds", .array([.string(previous)]))
+        }
+        return JSONValue.object(request).jsonBytes()
+    }
+
+    private func liveTaskCount(appId: String, excluding cname: String) -> Int {
+        recordings.values.filter { $0.appId == appId && $0.cname != cname && $0.wanted && $0.current != nil }.count
+    }
+
+    // MARK: - Monitoring
+
+    private func startMonitor(cname: String, sid: String) {
+        monitors[cname]?.cancel()
+        monitors[cname] = Task { await self.monitor(cname: cname, sid: sid) }
+    }
+
+    /// Queries the running task every `queryIntervalSeconds`. A 404 that outlasts the client's
+    /// 5/10/15 s back-off (or a status saying it exited) means the task is gone.
+    private func monitor(cname: String, sid: String) async {
+        while !Task.isCancelled && !halted {
+            guard let recording = recordings[cname], recording.wanted, recording.current?.sid == sid, let client else { return }
+            try? await clock.sleep(for: .milliseconds(recording.options.queryIntervalSeconds * 1000))
+            guard !Task.isCancelled, !halted, let recording = try? await readRecording(cname), recording.wanted,
+                  let current = recording.current, current.sid == sid else { return }
+            var lost: String?
+            do {
+                let result = try await client.query(appId: recording.appId, resourceId: current.resourceId, sid: sid, mode: recording.mode)
+                if let status = result.status, status == 8 || status == 20 {
+                    lost = "query_exited"
+                } else if let status = result.status, status != recording.lastStatus {
+                    var updated = recording
+                    updated.lastStatus = status
+                    updated.lastStatusMs = Self.wallMs()
+                    try? await save(updated)
+                }
+            } catch {
+                if error.kind == .notFound { lost = "query_not_found" } else {
+                    var updated = recording
+                    updated.noteError(step: "query", message: error.description, nowMs: Self.wallMs())
+                    try? await save(updated)
+                }
+            }
+            guard let lost, !Task.isCancelled, !halted else { continue }
+            emit(SupervisorEventType.monitorLost, cname: cname, sid: sid, data: ["reason": .string(lost)])
+            guard recording.options.restartOnExit, (try? await store.claim("restart:\(sid)", owner: settings.instanceId)) == true, !halted else { return }
+            var updated = recording
+            updated.endLineage(sid: sid, end: "exited", nowMs: Self.wallMs())
+            try? await save(updated)
+            let intent = Intent(cname: cname, generation: recording.generation, reason: lost, replacesSid: sid,
+                                replacesResourceId: current.resourceId, phase: .acquire,
+                                uid: recording.otherUid(than: directory.knowledge(sid: sid)?.startedUid ?? current.uid), attempt: 0,
+                                logOffset: (try? await store.headOffset()) ?? 0, owner: settings.instanceId, updatedMs: Self.wallMs())
+            monitors[cname] = nil
+            await launchDurably(intent, recording: updated)
+            return
+        }
+    }
+
+    // MARK: - Stopping
+
+    /// Best-effort stop of a task the recording must not keep (superseded, timed out), in the
+    /// background; the outcome is logged.
+    private func stopTask(recording: Recording, sid: String, resourceId: String, uid: String, why: String) {
+        guard !halted else { return }
+        Task { _ = await self.callStop(recording: recording, sid: sid, resourceId: resourceId, uid: uid, why: why) }
+    }
+
+    private func callStop(recording: Recording, sid: String, resourceId: String, uid: String, why: String = "stop asked") async -> String {
+        guard let client else { return "no Agora REST credentials are configured" }
+        guard !resourceId.isEmpty else { return "the task's resourceId is unknown (adopted from callbacks); stop it from the backend" }
+        let outcome: String
+        do {
+            let stopped = try await client.stop(appId: recording.appId, resourceId: resourceId, sid: sid, mode: recording.mode,
+                                                cname: recording.cname, uid: uid)
+            outcome = "stopped (\(stopped.uploadingStatus ?? "no uploadingStatus"))"
+        } catch {
+            outcome = error.kind == .invalidOperation ? "already exiting" : error.description
+        }
+        guard !halted else { return outcome }
+        logger.notice("stopped a task", metadata: ["cname": "\(recording.cname)", "sid": "\(sid)", "why": "\(why)", "outcome": "\(outcome)"])
+        emit(SupervisorEventType.stopped, cname: recording.cname, sid: sid, data: ["why": .string(why), "outcome": .string(outcome)])
+        return outcome
+    }
+
+    // MARK: - Store helpers
+
+    private struct Halted: Error {}
+
+    private func readRecording(_ cname: String) async throws -> Recording? {
+        guard let bytes = try await store.getDocument(collection: Collections.recordings, key: cname) else {
+            recordings[cname] = nil
+            return nil
+        }
+        let recording = try JSONDecoder().decode(Recording.self, from: Data(bytes))
+        recordings[cname] = recording
+        return recording
+    }
+
+    private func save(_ recording: Recording) async throws {
+        guard !halted else { throw Halted() }
+        var recording = recording
+        recording.updatedMs = Self.wallMs()
+        recordings[recording.cname] = recording
+        try await store.putDocument(collection: Collections.recordings, key: recording.cname, value: Array(try JSONEncoder().encode(recording)))
+    }
+
+    private func saveIntent(_ intent: Intent) async throws {
+        guard !halted else { throw Halted() }
+        try await store.putDocument(collection: Collections.intents, key: intent.cname, value: Array(try JSONEncoder().encode(intent)))
+    }
+
+    private func updateSession(sid: String, cname: String, _ change: (inout SessionRecord) -> Void) async throws {
+        guard !halted else { throw Halted() }
+        var session = SessionRecord(cname: cname, startedUid: nil, failoverUids: [])
+        if let bytes = try await store.getDocument(collection: Collections.sessions, key: sid),
+           let stored = try? JSONDecoder().decode(SessionRecord.self, from: Data(bytes)) {
+            session = stored
+        }
+        change(&session)
+        try await store.putDocument(collection: Collections.sessions, key: sid, value: Array(try JSONEncoder().encode(session)))
+    }
+
+    private func emit(_ type: String, cname: String, sid: String?, data: JSONObject, key: String? = nil) {
+        guard !halted else { return }
+        let nowMs = Self.wallMs()
+        let record = builder.record(type: type, cname: cname, sid: sid, data: data,
+                                    dedupKey: key.map { "\(type):\($0)" } ?? "\(type):\(UUID().uuidString.lowercased())", nowMs: nowMs)
+        emitter.emit(record)
+    }
+
+    private func crashIfAsked(_ point: Failpoint) {
+        guard settings.failpoint == point else { return }
+        logger.critical("test failpoint reached; killing the process", metadata: ["failpoint": "\(point.rawValue)"])
+        kill(getpid(), SIGKILL)
+    }
+
+    /// Agora time elapsed since a wall-clock instant (intents survive restarts, so they hold
+    /// wall-clock times).
+    private func agoraElapsed(sinceWallMs then: Int64, nowMs: Int64) -> Duration {
+        .milliseconds(Double(max(0, nowMs - then)) * clock.speedup)
+    }
+
+    static func wallMs() -> Int64 { Int64(Date().timeIntervalSince1970 * 1000) }
+}
+
+/// Appends the supervisor's events in the order they were made, off the caller's path.
+final class EventEmitter: Sendable {
+    private let continuation: AsyncStream<EventRecord>.Continuation
+    private let drained: Task<Void, Never>
+
+    init(store: any EventStore, logger: Logger) {
+        let (stream, continuation) = AsyncStream.makeStream(of: EventRecord.self)
+        self.continuation = continuation
+        drained = Task {
+            for await record in stream {
+                for attempt in 0..<5 {
+                    do {
+                        _ = try await store.append([record])
+                        break
+                    } catch {
+                        logger.error("could not log a supervisor event", metadata: ["type": "\(record.type)", "attempt": "\(attempt)", "error": "\(error)"])
+                        try? await Task.sleep(for: .milliseconds(200 << attempt))
+                    }
+                }
+            }
+        }
+    }
+
+    func emit(_ record: EventRecord) { continuation.yield(record) }
+
+    /// Waits for everything emitted so far (used at shutdown).
+    func flush() async {
+        continuation.finish()
+        await drained.value
+    }
+
+    func halt() {
+        continuation.finish()
+        drained.cancel()
+    }
+}

@@ -201,19 +201,21 @@ final class AdminClient: Sendable {
         return components.url!
     }
 
-    func request(_ method: String, _ path: String, query: [(String, String)] = [], headers: [(String, String)] = []) -> URLRequest {
+    func request(_ method: String, _ path: String, query: [(String, String)] = [], headers: [(String, String)] = [],
+                 body: [UInt8]? = nil) -> URLRequest {
         var request = URLRequest(url: url(path, query: query), cachePolicy: .reloadIgnoringLocalCacheData, timeoutInterval: 60)
         request.httpMethod = method
         request.setValue("ncs-receiver-cli/\(CLIVersion.value)", forHTTPHeaderField: "User-Agent")
         if let token { request.setValue("Bearer \(token)", forHTTPHeaderField: "Authorization") }
         for (name, value) in headers { request.setValue(value, forHTTPHeaderField: name) }
-        if method != "GET" && method != "HEAD" { request.httpBody = Data() }
+        if method != "GET" && method != "HEAD" { request.httpBody = Data(body ?? []) }
+        if body != nil { request.setValue("application/json", forHTTPHeaderField: "Content-Type") }
         return request
     }
 
     /// Sends a request and returns the answer whatever its status.
-    func send(_ method: String, _ path: String, query: [(String, String)] = []) async throws(AdminError) -> AdminResponse {
-        let request = request(method, path, query: query)
+    func send(_ method: String, _ path: String, query: [(String, String)] = [], body: [UInt8]? = nil) async throws(AdminError) -> AdminResponse {
+        let request = request(method, path, query: query, body: body)
         let session = self.session
         let display = displayURL
         let result: Result<AdminResponse, AdminError> = await withCheckedContinuation { continuation in

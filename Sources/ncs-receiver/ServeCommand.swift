@@ -13,6 +13,7 @@ struct Serve: AsyncParsableCommand {
         over the environment. Secrets are never taken from flags (they would show in process listings):
           NCS_SECRETS / NCS_SECRET   NCS secrets from Agora Console (comma separated; all accepted)
           NCS_ADMIN_TOKEN            bearer token of the admin listener
+          AGORA_CUSTOMER_ID, AGORA_CUSTOMER_SECRET   Agora RESTful API credentials (restarts)
 
         SIGTERM or SIGINT stops accepting, lets requests in flight finish (up to --drain-timeout), then exits.
         """
@@ -49,6 +50,14 @@ struct Serve: AsyncParsableCommand {
     @Option(name: .customLong("retention-max-events"), help: .init(help(for: "retention-max-events"), valueName: "n")) var retentionMaxEvents: Int?
     @Option(name: .customLong("quarantine-max-age-days"), help: .init(help(for: "quarantine-max-age-days"), valueName: "days")) var quarantineMaxAgeDays: Double?
     @Option(name: .customLong("sweep-interval"), help: .init(help(for: "sweep-interval"), valueName: "seconds")) var sweepInterval: Double?
+    @Option(name: .customLong("agora-customer-id-file"), help: .init(help(for: "agora-customer-id-file"), valueName: "path")) var agoraCustomerIdFile: String?
+    @Option(name: .customLong("agora-customer-secret-file"), help: .init(help(for: "agora-customer-secret-file"), valueName: "path")) var agoraCustomerSecretFile: String?
+    @Option(name: .customLong("agora-base-urls"), help: .init(help(for: "agora-base-urls"), valueName: "urls")) var agoraBaseURLs: String?
+    @Option(name: .customLong("agora-qps"), help: .init(help(for: "agora-qps"), valueName: "n")) var agoraQPS: Double?
+    @Option(name: .customLong("agora-pcw-limit"), help: .init(help(for: "agora-pcw-limit"), valueName: "n")) var agoraPCWLimit: Int?
+    @Option(name: .customLong("agora-timeout"), help: .init(help(for: "agora-timeout"), valueName: "seconds")) var agoraTimeout: Double?
+    @Option(name: .customLong("time-scale"), help: .init(help(for: "time-scale"), valueName: "factor")) var timeScale: Double?
+    @Option(name: .customLong("instance-id"), help: .init(help(for: "instance-id"), valueName: "id")) var instanceId: String?
 
     static func help(for flag: String) -> String {
         guard let setting = ReceiverConfiguration.settings.first(where: { $0.flag == flag }) else { return "" }
@@ -88,6 +97,14 @@ struct Serve: AsyncParsableCommand {
         values["retention-max-events"] = retentionMaxEvents.map(String.init)
         values["quarantine-max-age-days"] = quarantineMaxAgeDays.map { "\($0)" }
         values["sweep-interval"] = sweepInterval.map { "\($0)" }
+        values["agora-customer-id-file"] = agoraCustomerIdFile
+        values["agora-customer-secret-file"] = agoraCustomerSecretFile
+        values["agora-base-urls"] = agoraBaseURLs
+        values["agora-qps"] = agoraQPS.map { "\($0)" }
+        values["agora-pcw-limit"] = agoraPCWLimit.map(String.init)
+        values["agora-timeout"] = agoraTimeout.map { "\($0)" }
+        values["time-scale"] = timeScale.map { "\($0)" }
+        values["instance-id"] = instanceId
         return values
     }
 

@@ -40,13 +40,14 @@ enum FixtureFiles {
     }
 }
 
-/// Runs one body the way the receiver does (decode → normalize with receiver "ncs-receiver",
-/// session class unknown) and renders the expected-file JSON.
+/// Runs one body the way a fresh receiver does (decode → classify with nothing known about the
+/// sid → normalize with receiver "ncs-receiver") and renders the expected-file JSON.
 enum FixtureOutcome {
     static func render(_ body: [UInt8]) -> JSONValue {
         do {
             let n = try NotificationDecoder.decode(body)
-            let event = EventNormalizer.normalize(n, receiverName: "ncs-receiver", sessionClass: .unknown)
+            let observed = SessionClassifier.observe(n, knowledge: nil)
+            let event = EventNormalizer.normalize(n, receiverName: "ncs-receiver", sessionClass: observed.sessionClass, migrations: observed.migrations)
             // Through jsonBytes() and back, so the file is exactly what jsonBytes() renders.
             let rendered = (try? JSONValue.parse(event.jsonBytes())) ?? .null
             return ["status": 200, "event": rendered]

@@ -38,7 +38,8 @@ import Testing
         #expect(outcome == expected, "\(path) differs from \(expectedPath)")
         // The compact re-encoding of the expected event is byte-identical to jsonBytes().
         let n = try NotificationDecoder.decode(body)
-        let event = EventNormalizer.normalize(n, receiverName: "ncs-receiver", sessionClass: .unknown)
+        let observed = SessionClassifier.observe(n, knowledge: nil)
+        let event = EventNormalizer.normalize(n, receiverName: "ncs-receiver", sessionClass: observed.sessionClass, migrations: observed.migrations)
         #expect(expected["event"]?.jsonBytes() == event.jsonBytes())
         #expect(event.jsonBytes().starts(with: Array("{\"specversion\":\"1.0\",".utf8)))
     }
