@@ -312,8 +312,10 @@ extension AgoraSimulator {
         guard let clientRequest = request["clientRequest"]?.objectValue else {
             return with(.code(400, 2, "invalid parameter: clientRequest"), cname: cname, uid: uid)
         }
+        // The task keeps the identity it was started with, and its recorder (a new uid after a
+        // failover) is in the channel too: either one clashes.
         let conflict = s.tasks.values.contains {
-            $0.appId == appId && $0.cname == resource.cname && $0.originalUid == resource.uid
+            $0.appId == appId && $0.cname == resource.cname && ($0.originalUid == resource.uid || $0.uid == resource.uid)
                 && ($0.phase == .running || $0.phase == .recovering)
         }
         if conflict {
