@@ -31,7 +31,8 @@ if [ ! -s "$dir/ncs-secrets" ]; then
     fi
 fi
 if [ ! -s "$dir/admin-token" ]; then
-    openssl rand -hex 32 >"$dir/admin-token"
+    # No trailing newline: serve would keep it as part of the token (for now).
+    openssl rand -hex 32 | tr -d '\n' >"$dir/admin-token"
     made+=(admin-token)
 fi
 if [ ! -s "$dir/postgres-password" ]; then
