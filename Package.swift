@@ -107,6 +107,10 @@ let package = Package(
         .testTarget(name: "HTTPServerTests", dependencies: ["HTTPServer", "ReceiverTesting"]),
         .testTarget(name: "NCSTests", dependencies: ["NCS", "ReceiverTesting"]),
         .testTarget(name: "EventStoreTests", dependencies: ["EventStore", "ReceiverTesting"]),
+        .testTarget(name: "SupervisorTests", dependencies: [
+            "Supervisor", "CloudRecordingAPI", "NCS", "EventStore", "Simulator", "Timing", "ReceiverApp", "HTTPServer", "ReceiverTesting",
+            .product(name: "Logging", package: "swift-log"),
+        ]),
         .testTarget(name: "SimulatorTests", dependencies: ["Simulator", "NCS", "HTTPServer", "ReceiverTesting", "Timing"]),
         .testTarget(name: "ReceiverAppTests", dependencies: ["ReceiverApp", "NCS", "EventStore", "Simulator", "ReceiverTesting"]),
     ]

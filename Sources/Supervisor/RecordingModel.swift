@@ -167,6 +167,9 @@ struct Intent: Codable, Sendable, Equatable {
     var reason: String
     var replacesSid: String?
     var replacesResourceId: String?
+    /// HA migrations known for the replaced sid when the restart began: more by the time the
+    /// new task runs means the old session lived on under a new uid and must be stopped.
+    var replacedMigrations: Int?
     var phase: Phase
     var uid: String
     /// Attempts that failed and moved on (new resource or new uid).

@@ -270,7 +270,8 @@ public actor Supervisor {
             guard !halted else { return }
             let intent = Intent(
                 cname: cname, generation: recording.generation, reason: "event_\(eventType)", replacesSid: sid,
-                replacesResourceId: recording.current?.resourceId, phase: .acquire,
+                replacesResourceId: recording.current?.resourceId,
+                replacedMigrations: directory.knowledge(sid: sid)?.failoverUids.count ?? 0, phase: .acquire,
                 uid: recording.otherUid(than: directory.knowledge(sid: sid)?.startedUid ?? recording.current?.uid),
                 attempt: 0, logOffset: offset, owner: settings.instanceId, updatedMs: Self.wallMs()
             )
@@ -592,7 +593,21 @@ public actor Supervisor {
             return nil
         }
         let nowMs = Self.wallMs()
-        if let replaced = intent.replacesSid { recording.endLineage(sid: replaced, end: "replaced", nowMs: nowMs) }
+        if let replaced = intent.replacesSid {
+            let migrations = directory.knowledge(sid: replaced)?.failoverUids
+            if let migrations, migrations.count > (intent.replacedMigrations ?? migrations.count),
+               let entry = recording.lineage.last(where: { $0.sid == replaced }), entry.end != "superseded" {
+                // The replaced session moved to a new uid (HA) after the restart began: two
+                // tasks would record. The new one stays; the migrated one is stopped.
+                emit(SupervisorEventType.superseded, cname: intent.cname, sid: replaced, data: [
+                    "newUid": .string(migrations.last ?? ""), "reason": "the session migrated while its replacement was starting",
+                ], key: "superseded:\(replaced):\(migrations.last ?? "")")
+                stopTask(recording: recording, sid: replaced, resourceId: entry.resourceId, uid: migrations.last ?? entry.uid,
+                         why: "superseded HA session")
+                recording.endLineage(sid: replaced, end: "superseded", nowMs: nowMs)
+            }
+            recording.endLineage(sid: replaced, end: "replaced", nowMs: nowMs)
+        }
         recording.current = TaskRef(sid: sid, resourceId: resourceId, uid: intent.uid, startedMs: nowMs)
         recording.lineage.append(LineageEntry(sid: sid, resourceId: resourceId, uid: intent.uid, startedMs: nowMs,
                                               reason: reasonOverride ?? intent.reason, replacesSid: intent.replacesSid,
@@ -825,6 +840,7 @@ public actor Supervisor {
             guard !Task.isCancelled, !halted, let recording = try? await readRecording(cname), recording.wanted,
                   let current = recording.current, current.sid == sid else { return }
             var lost: String?
+            let migrationsBefore = directory.knowledge(sid: sid)?.failoverUids.count ?? 0
             do {
                 let result = try await client.query(appId: recording.appId, resourceId: current.resourceId, sid: sid, mode: recording.mode)
                 if let status = result.status, status == 8 || status == 20 {
@@ -843,13 +859,16 @@ public actor Supervisor {
                 }
             }
             guard let lost, !Task.isCancelled, !halted else { continue }
+            // An HA migration finished while the queries were failing: the 404s were the
+            // recovery, not the end.
+            if (directory.knowledge(sid: sid)?.failoverUids.count ?? 0) > migrationsBefore { continue }
             emit(SupervisorEventType.monitorLost, cname: cname, sid: sid, data: ["reason": .string(lost)])
             guard recording.options.restartOnExit, (try? await store.claim("restart:\(sid)", owner: settings.instanceId)) == true, !halted else { return }
             var updated = recording
             updated.endLineage(sid: sid, end: "exited", nowMs: Self.wallMs())
             try? await save(updated)
             let intent = Intent(cname: cname, generation: recording.generation, reason: lost, replacesSid: sid,
-                                replacesResourceId: current.resourceId, phase: .acquire,
+                                replacesResourceId: current.resourceId, replacedMigrations: migrationsBefore, phase: .acquire,
                                 uid: recording.otherUid(than: directory.knowledge(sid: sid)?.startedUid ?? current.uid), attempt: 0,
                                 logOffset: (try? await store.headOffset()) ?? 0, owner: settings.instanceId, updatedMs: Self.wallMs())
             monitors[cname] = nil

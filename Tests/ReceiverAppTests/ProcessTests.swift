@@ -105,9 +105,16 @@ final class ReceiverProcess: @unchecked Sendable {
         return Finished(status: child.process.terminationStatus, output: child.output)
     }
 
+    /// Starts the binary with `arguments` and returns at once (the caller decides when it is ready).
+    static func spawn(arguments: [String], environment: [String: String] = [:]) throws -> ReceiverProcess {
+        let child = ReceiverProcess(arguments: arguments, environment: environment)
+        try child.process.run()
+        return child
+    }
+
     /// Starts `serve` on free ports (picked here) and waits until both listeners are up.
-    static func start(arguments: [String], environment: [String: String] = [:]) throws -> ReceiverProcess {
-        let publicPort = freePort(), adminPort = freePort()
+    static func start(arguments: [String], publicPort: Int? = nil, environment: [String: String] = [:]) throws -> ReceiverProcess {
+        let publicPort = publicPort ?? freePort(), adminPort = freePort()
         let child = ReceiverProcess(
             arguments: arguments + ["--host", "127.0.0.1", "--port", "\(publicPort)", "--admin-port", "\(adminPort)"],
             environment: environment

@@ -112,6 +112,9 @@ public struct AgoraCallbackRecord: Sendable {
     public var index: Int
     public var wallMs: Int64
     public var agoraMs: Double
+    /// When the request started going out (`agoraMs` is when the answer came back): with the
+    /// call log's `agoraMs` it measures callback-to-REST-call latencies on one clock.
+    public var sentAgoraMs: Double
     public var noticeId: String
     public var eventType: Int
     public var sid: String
@@ -132,7 +135,7 @@ public struct AgoraCallbackRecord: Sendable {
     public var jsonValue: JSONValue {
         .object([
             "index": .int(Int64(index)), "wallMs": .int(wallMs), "agoraMs": .double(agoraMs),
-            "noticeId": .string(noticeId), "eventType": .int(Int64(eventType)),
+            "sentAgoraMs": .double(sentAgoraMs), "noticeId": .string(noticeId), "eventType": .int(Int64(eventType)),
             "msgName": .string(EventCatalogue.kind(for: eventType)?.msgName ?? "unknown"),
             "sid": .string(sid), "cname": .string(cname), "uid": .string(uid), "sequence": .int(Int64(sequence)),
             "notifyMs": .int(notifyMs), "attempt": .int(Int64(attempt)), "redundant": .bool(redundant),

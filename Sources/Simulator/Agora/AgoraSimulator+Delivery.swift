@@ -70,6 +70,7 @@ extension AgoraSimulator {
         let body = callback.body(noticeId: noticeId, notifyMs: notifyMs)
         var status: Int?
         var failure: String?
+        let sentAgoraMs = clock.now().milliseconds
         if let sink = configuration.callbackSink {
             status = await sink(body)
         } else if let sender {
@@ -87,7 +88,7 @@ extension AgoraSimulator {
             // A request that was in flight across a reset belongs to the forgotten run.
             guard s.generation == generation else { return }
             s.callbacks.append(AgoraCallbackRecord(
-                index: s.callbacks.count + 1, wallMs: wallMs, agoraMs: agoraMs, noticeId: noticeId,
+                index: s.callbacks.count + 1, wallMs: wallMs, agoraMs: agoraMs, sentAgoraMs: sentAgoraMs, noticeId: noticeId,
                 eventType: callback.eventType, sid: callback.sid, cname: callback.cname, uid: callback.uid,
                 sequence: callback.sequence, notifyMs: notifyMs, attempt: attempt, redundant: redundant,
                 status: status, error: failure, body: body
