@@ -116,15 +116,16 @@ info "$(systemd-analyze --version | head -1); $(nginx -v 2>&1); $(compose versio
 
 # ---- consistency with the code --------------------------------------------------------------
 step "settings named in deploy/ exist in the code"
-known=$(grep -ohE '"NCS_[A-Z_]+"' Sources/ReceiverApp/ReceiverConfiguration.swift Sources/ncs-receiver/*.swift | tr -d '"' | sort -u)
+known=$(grep -ohE '"(NCS|AGORA)_[A-Z_]+"' Sources/ReceiverApp/ReceiverConfiguration.swift Sources/ncs-receiver/*.swift | tr -d '"' | sort -u)
 # compose-secrets.sh's own inputs, not the receiver's.
 own="NCS_SECRETS_DIR NCS_TLS_NAME"
+# ("every NCS_* or AGORA_* variable…" below.)
 unknown=""
-for name in $(grep -rohE 'NCS_[A-Z_]+' deploy --include='*.service' --include='*.example' --include='*.yaml' \
+for name in $(grep -rohE '(NCS|AGORA)_[A-Z_]+' deploy --include='*.service' --include='*.example' --include='*.yaml' \
         --include='*.conf' --include=Dockerfile --include='compose-secrets.sh' | sort -u); do
     grep -qx "$name" <<<"$known" || [[ " $own " == *" $name "* ]] || unknown+=" $name"
 done
-if [ -z "$unknown" ]; then pass "every NCS_* variable in deploy/ is read by the receiver"; else fail "unknown variables:$unknown"; fi
+if [ -z "$unknown" ]; then pass "every NCS_* and AGORA_* variable in deploy/ is one the receiver reads"; else fail "unknown variables:$unknown"; fi
 
 swift_build=$(dockerfile swift-build)
 drain=$(sed -nE 's/.*var drainTimeoutSeconds = ([0-9.]+).*/\1/p' Sources/ReceiverApp/ReceiverConfiguration.swift)
@@ -183,8 +184,10 @@ else
     grep -E '^✗|Overall' <<<"$out" | sed 's/^/        /'
     fail "systemd-analyze security --threshold=20"
 fi
-bad_env=$(grep -vE '^(#.*|[[:space:]]*|NCS_[A-Z_]+=.*)$' deploy/systemd/ncs-receiver.env.example || true)
-set_by_unit=$(grep -E '^(NCS_DATA_DIR|NCS_SECRETS_FILE|NCS_ADMIN_TOKEN_FILE|NCS_SECRETS|NCS_SECRET|NCS_ADMIN_TOKEN)=' deploy/systemd/ncs-receiver.env.example || true)
+bad_env=$(grep -vE '^(#.*|[[:space:]]*|(NCS|AGORA)_[A-Z_]+=.*)$' deploy/systemd/ncs-receiver.env.example || true)
+# Nothing the unit sets (it would win over the unit), and no secret.
+set_by_unit=$(grep -E '^(NCS_DATA_DIR|[A-Z_]+_FILE|NCS_SECRETS|NCS_SECRET|NCS_ADMIN_TOKEN|AGORA_CUSTOMER_ID|AGORA_CUSTOMER_SECRET)=' \
+    deploy/systemd/ncs-receiver.env.example || true)
 if [ -z "$bad_env$set_by_unit" ]; then
     pass "ncs-receiver.env.example: NAME=value lines only, no secret, nothing the unit sets"
 else
@@ -248,6 +251,9 @@ for name in ("receiver-1", "receiver-2"):
     assert service["depends_on"]["postgres"]["condition"] == "service_healthy"
     assert service["read_only"] and service["cap_drop"] == ["ALL"]
     assert service["environment"]["NCS_STORE_URL"].startswith("postgres://ncs:"), "store URL from store.env"
+    assert service["environment"]["NCS_INSTANCE_ID"] == name, "a distinct NCS_INSTANCE_ID per replica"
+    assert service["environment"]["AGORA_CUSTOMER_SECRET_FILE"] == "/run/secrets/agora_customer_secret"
+    assert {s["source"] for s in service["secrets"]} == {"ncs_secrets", "admin_token", "agora_customer_id", "agora_customer_secret"}
 assert services["nginx"]["depends_on"]["receiver-1"]["condition"] == "service_healthy"
 EOF
 
@@ -404,6 +410,18 @@ printf '%s' "$token" >"$host_secrets/admin-token"
 chown "$uid:$gid" "$host_secrets/ncs-secrets" "$host_secrets/admin-token"
 chmod 0400 "$host_secrets/ncs-secrets" "$host_secrets/admin-token"
 printf 'Authorization: Bearer %s\n' "$token" >"$tmp/auth-header"; chmod 0600 "$tmp/auth-header"
+# Agora's REST API is played by `ncs-receiver simulate` (the same binary, in the same root), so
+# the supervisor's restart path (libcurl, outbound HTTP) runs too. The credentials are
+# throwaway files, written without a trailing newline like the admin token.
+agora_id=deploy-check
+agora_secret=$(openssl rand -hex 16)
+printf '%s' "$agora_id" >"$host_secrets/agora-customer-id"
+printf '%s' "$agora_secret" >"$host_secrets/agora-customer-secret"
+chown "$uid:$gid" "$host_secrets/agora-customer-id" "$host_secrets/agora-customer-secret"
+chmod 0400 "$host_secrets/agora-customer-id" "$host_secrets/agora-customer-secret"
+sim_rest=$(free_port); sim_rest2=$(free_port); sim_control=$(free_port)
+run_env+=(AGORA_CUSTOMER_ID_FILE="$secrets_dir/agora-customer-id" AGORA_CUSTOMER_SECRET_FILE="$secrets_dir/agora-customer-secret"
+    AGORA_BASE_URLS="http://127.0.0.1:$sim_rest,http://127.0.0.1:$sim_rest2" NCS_TIME_SCALE=20)
 
 # make_runner FILE [NAME=value…]: writes FILE, a script that runs its arguments as USER, in
 # WORKDIR, with only the image's environment (plus the NAME=value given): inside the bookworm
@@ -432,6 +450,11 @@ EOF
     chmod 0755 "$file"
 }
 make_runner "$tmp/in-image"
+make_runner "$tmp/simulator" NCS_SECRET="$secret" AGORA_CUSTOMER_ID="$agora_id" AGORA_CUSTOMER_SECRET="$agora_secret"
+"$tmp/simulator" "${image_command[0]}" simulate --port "$sim_rest" --secondary-port "$sim_rest2" --control-port "$sim_control" \
+    --callback-url "http://127.0.0.1:$public/v1/ncs" --time-scale 20 >"$tmp/simulator.log" 2>&1 &
+pids+=("$!")
+ports+=("$sim_control")
 in_image() { "$tmp/in-image" "$@"; }
 # receiver_pid [PORT]: the process listening on PORT (default: the public port).
 receiver_pid() { ss -Hltnp "sport = :${1:-$public}" 2>/dev/null | grep -o 'pid=[0-9]*' | head -1 | cut -d= -f2 || true; }
@@ -516,6 +539,41 @@ check "through nginx: 401, and X-Forwarded-For kept with the refused request" ba
 code=$(curl -sS -o /dev/null -w '%{http_code}' "${tls[@]}" "https://localhost:$https/v1/events" || true)
 if [ "$code" = 404 ]; then pass "through nginx: admin routes are not exposed (404)"; else fail "through nginx: /v1/events answered $code"; fi
 
+# The supervisor: a recording handed over with PUT /v1/recordings is started through the
+# simulated REST API; the simulator then empties the channel, the task idles out (41, 11, 31)
+# and the receiver must restart it.
+admin_api() { curl -sS -H @"$tmp/auth-header" -H 'Content-Type: application/json' "$@"; }
+json_get() { python3 -c "import json,sys; d=json.load(sys.stdin); print(eval(sys.argv[1], {}, {'d': d}))" "$1" 2>/dev/null || true; }
+cname=deploy-check
+code=$(admin_api -o "$tmp/answer" -w '%{http_code}' -X PUT "http://127.0.0.1:$admin/v1/recordings/$cname" \
+    -d '{"appId":"deploycheck","uid":"527841","backupUid":"527842","clientRequest":{"recordingConfig":{"maxIdleTime":30}},"start":true}' || true)
+state=""
+for _ in $(seq 1 150); do
+    state=$(admin_api "http://127.0.0.1:$admin/v1/recordings/$cname" | json_get 'd["state"]')
+    [ "$state" = recording ] && break
+    sleep 0.2
+done
+if [ "$code" = 202 ] && [ "$state" = recording ]; then
+    pass "PUT /v1/recordings/$cname: 202, started through the simulated Agora REST API (state recording)"
+else
+    fail "PUT /v1/recordings/$cname: $code, state '$state' ($(head -c 300 "$tmp/answer"))"
+fi
+curl -fsS -o /dev/null -X POST "http://127.0.0.1:$sim_control/_sim/channels/$cname" -d '{"occupied":false}' || true
+restarted=0
+for _ in $(seq 1 300); do
+    restarted=$(admin_api "http://127.0.0.1:$admin/v1/events?type=ncsreceiver.restart.succeeded" | json_get 'len(d["events"])')
+    [ "${restarted:-0}" -ge 1 ] && break
+    sleep 0.2
+done
+if [ "${restarted:-0}" -ge 1 ]; then
+    pass "the task idled out (41, 11, 31) and the supervisor restarted it: ncsreceiver.restart.succeeded"
+else
+    admin_api "http://127.0.0.1:$admin/v1/events?type=ncsreceiver.*" | head -c 1500 | sed 's/^/        /'; echo
+    fail "no ncsreceiver.restart.succeeded within 60 s"
+fi
+code=$(admin_api -o /dev/null -w '%{http_code}' -X DELETE "http://127.0.0.1:$admin/v1/recordings/$cname" || true)
+if [[ $code == 2* ]]; then pass "DELETE /v1/recordings/$cname: $code"; else fail "DELETE /v1/recordings/$cname: $code"; fi
+
 target=$(receiver_pid)
 rss=$(awk '/VmHWM/ {print $2}' "/proc/${target:-0}/status" 2>/dev/null || true)
 [ -z "$rss" ] || info "peak resident memory: $((rss / 1024)) MiB"
@@ -532,7 +590,11 @@ else
     tail -5 "$log" | sed 's/^/        /'
     fail "SIGTERM: exit status $status after $took s"
 fi
-if grep -qF -e "$secret" -e "$token" "$log"; then fail "a secret appears in the receiver's log"; else pass "no secret in the receiver's log ($(wc -l <"$log") lines)"; fi
+if grep -qF -e "$secret" -e "$token" -e "$agora_secret" "$log"; then
+    fail "a secret appears in the receiver's log"
+else
+    pass "no secret (NCS, admin, Agora) in the receiver's log ($(wc -l <"$log") lines)"
+fi
 
 # syscall_check STRACE_LOG LABEL: the system calls the receiver made after its execve, against
 # the unit's SystemCallFilter (@system-service, then ~@privileged) and RestrictAddressFamilies.
@@ -592,8 +654,8 @@ if $with_postgres; then
     store_url="$(bash Tests/Support/postgres.sh start "$pg_dir" | tail -1)?sslmode=disable"
     p1=$(free_port); a1=$(free_port); p2=$(free_port); a2=$(free_port)
     ports+=("$p1" "$p2")
-    make_runner "$tmp/replica-1" NCS_PORT="$p1" NCS_ADMIN_PORT="$a1" NCS_STORE_URL="$store_url"
-    make_runner "$tmp/replica-2" NCS_PORT="$p2" NCS_ADMIN_PORT="$a2" NCS_STORE_URL="$store_url"
+    make_runner "$tmp/replica-1" NCS_PORT="$p1" NCS_ADMIN_PORT="$a1" NCS_STORE_URL="$store_url" NCS_INSTANCE_ID=receiver-1
+    make_runner "$tmp/replica-2" NCS_PORT="$p2" NCS_ADMIN_PORT="$a2" NCS_STORE_URL="$store_url" NCS_INSTANCE_ID=receiver-2
     tracer1=()
     [ ${#tracer[@]} -eq 0 ] || tracer1=(strace -f -qq -o "$tmp/strace-postgres.log")
     "${tracer1[@]}" "${mdwe[@]}" "$tmp/replica-1" "${image_command[@]}" >"$tmp/replica-1.log" 2>&1 &
@@ -652,7 +714,7 @@ if $with_postgres; then
     [ -z "$target" ] || kill -TERM "$target"
     status=0; wait "$r2" || status=$?
     if [ "$status" = 0 ]; then pass "replica-2: SIGTERM, exited 0"; else fail "replica-2: exit status $status"; fi
-    if grep -qF -e "$secret" -e "$token" "$tmp/replica-1.log" "$tmp/replica-2.log"; then
+    if grep -qF -e "$secret" -e "$token" -e "$agora_secret" "$tmp/replica-1.log" "$tmp/replica-2.log"; then
         fail "a secret appears in a replica's log"
     else
         pass "no secret in the replicas' logs"
