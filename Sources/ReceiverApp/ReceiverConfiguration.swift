@@ -69,7 +69,7 @@ public struct ReceiverConfiguration: Sendable {
             guard let text = try? String(contentsOfFile: path, encoding: .utf8) else {
                 throw ConfigurationError(key: key, reason: "cannot read \(path)")
             }
-            let value = String(text.trimmingASCIIWhitespace())
+            let value = text.trimmingCharacters(in: .whitespacesAndNewlines)
             return value.isEmpty ? nil : value
         }
         let id = try read(agoraCustomerIdFile, key: "agora-customer-id-file") ?? agoraCustomerId
@@ -123,7 +123,7 @@ public struct ReceiverConfiguration: Sendable {
             guard let text = try? String(contentsOfFile: secretsFile, encoding: .utf8) else {
                 throw ConfigurationError(key: "secrets-file", reason: "cannot read \(secretsFile)")
             }
-            all += text.split(whereSeparator: \.isNewline).map { String($0.trimmingASCIIWhitespace()) }
+            all += text.split(whereSeparator: \.isNewline).map { $0.trimmingCharacters(in: .whitespacesAndNewlines) }
                 .filter { !$0.isEmpty && !$0.hasPrefix("#") }
         }
         return all
@@ -134,7 +134,9 @@ public struct ReceiverConfiguration: Sendable {
             guard let text = try? String(contentsOfFile: adminTokenFile, encoding: .utf8) else {
                 throw ConfigurationError(key: "admin-token-file", reason: "cannot read \(adminTokenFile)")
             }
-            let token = String(text.trimmingASCIIWhitespace())
+            // Files made by `openssl rand … > file` or `kubectl create secret --from-file` end in
+            // a newline that is not part of the token.
+            let token = text.trimmingCharacters(in: .whitespacesAndNewlines)
             return token.isEmpty ? nil : token
         }
         return adminToken

@@ -29,6 +29,10 @@ public struct Recording: Codable, Sendable, Equatable {
     public var updatedMs: Int64
     /// Bumped on every PUT, so a claim for "start this registration" is once per registration.
     public var generation: Int
+    /// The uid of the backup task (multi-channel assurance), when `options.backupTask` is on.
+    public var assuranceUid: String?
+    /// The backup task running beside the current one, placed away from its resource.
+    public var assurance: TaskRef?
 
     static let maxRecentErrors = 20
 
@@ -54,6 +58,8 @@ public struct Recording: Codable, Sendable, Equatable {
         self.createdMs = createdMs
         self.updatedMs = updatedMs
         self.generation = generation
+        self.assuranceUid = nil
+        self.assurance = nil
     }
 
     mutating func noteError(step: String, message: String, nowMs: Int64) {

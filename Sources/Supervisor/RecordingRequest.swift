@@ -24,6 +24,9 @@ public struct RecordingRequest: Sendable, Equatable {
     public var sid: String?
     /// The uid the handed-over task runs under, when it is not `uid`.
     public var currentUid: String?
+    /// The backup task's uid (required with `options.backupTask`): a third uid, so the backup
+    /// never clashes with the main task's uid or its restart uid.
+    public var assuranceUid: String?
     public var options: RecordingOptions
     public var start: Bool
 
@@ -93,6 +96,15 @@ public struct RecordingRequest: Sendable, Equatable {
                 options.queryIntervalSeconds = seconds
             }
         }
+        let assuranceUid = try string("assuranceUid", required: options.backupTask)
+        if let assuranceUid {
+            guard isValidUid(assuranceUid) else {
+                throw Invalid(field: "assuranceUid", message: "must be an integer from 1 to 4294967295, in quotes")
+            }
+            guard assuranceUid != uid && assuranceUid != backupUid else {
+                throw Invalid(field: "assuranceUid", message: "must differ from uid and backupUid")
+            }
+        }
         var start = false
         if let v = root["start"], !v.isNull {
             guard let b = v.boolValue else { throw Invalid(field: "start", message: "must be true or false") }
@@ -100,7 +112,8 @@ public struct RecordingRequest: Sendable, Equatable {
         }
         return RecordingRequest(cname: cname, appId: appId, mode: mode, uid: uid, backupUid: backupUid,
                                 clientRequest: clientRequest.jsonString(), acquireRequest: acquireRequest,
-                                resourceId: resourceId, sid: sid, currentUid: currentUid, options: options, start: start)
+                                resourceId: resourceId, sid: sid, currentUid: currentUid, assuranceUid: assuranceUid,
+                                options: options, start: start)
     }
 
     static func isValidUid(_ text: String) -> Bool {

@@ -76,6 +76,8 @@ public actor Supervisor {
     private var operations: [String: Operation] = [:]
     private var nextOperationId: UInt64 = 0
     private var monitors: [String: Task<Void, Never>] = [:]
+    /// Backup (multi-channel assurance) tasks being started, by cname.
+    private var assuranceOps: [String: Task<Void, Never>] = [:]
     private var recordings: [String: Recording] = [:]
     private var cursor: Int64 = 0
     private var cursorSaved: Int64 = 0
@@ -121,8 +123,10 @@ public actor Supervisor {
     public func stop() async {
         for operation in operations.values { operation.task.cancel() }
         for monitor in monitors.values { monitor.cancel() }
+        for op in assuranceOps.values { op.cancel() }
         operations = [:]
         monitors = [:]
+        assuranceOps = [:]
         if !halted { await saveCursor(force: true) }
         await emitter.flush()
     }
@@ -133,8 +137,10 @@ public actor Supervisor {
         emitter.halt()
         for operation in operations.values { operation.task.cancel() }
         for monitor in monitors.values { monitor.cancel() }
+        for op in assuranceOps.values { op.cancel() }
         operations = [:]
         monitors = [:]
+        assuranceOps = [:]
         wake.finish()
     }
 
@@ -179,6 +185,7 @@ public actor Supervisor {
         }
         for recording in recordings.values where recording.wanted && recording.state == .recording && operations[recording.cname] == nil {
             if let current = recording.current { startMonitor(cname: recording.cname, sid: current.sid) }
+            ensureAssurance(cname: recording.cname)
         }
     }
 
@@ -239,6 +246,10 @@ public actor Supervisor {
             await adoptIfUnknown(cname: cname, sid: sid, uid: uid)
             guard let refreshed = try? await readRecording(cname) else { return }
             recording = refreshed
+        }
+        if let assurance = recording.assurance, assurance.sid == sid {
+            await handleAssuranceExit(recording: recording, sid: sid, uid: uid, eventType: eventType)
+            return
         }
         let decision = RestartRules.onExit(recording: recording, sid: sid, uid: uid, knowledge: directory.knowledge(sid: sid))
         switch decision {
@@ -308,8 +319,7 @@ public actor Supervisor {
         let beingReplaced = operations[cname]?.replacesSid == sid
         if recording.wanted && (replacedAlready || beingReplaced) {
             let entry = recording.lineage[index]
-            recording.endLineage(sid: sid, end: "superseded", nowMs: Self.wallMs())
-            try? await save(recording)
+            await update(cname) { $0.endLineage(sid: sid, end: "superseded", nowMs: Self.wallMs()) }
             emit(SupervisorEventType.superseded, cname: cname, sid: sid, data: [
                 "newUid": .string(newUid), "reason": "an exit from the old uid already started a replacement",
             ], key: "superseded:\(sid):\(newUid)")
@@ -330,8 +340,8 @@ public actor Supervisor {
                                               replacesSid: nil, failoverUids: [], endedMs: nil, end: nil))
         recording.state = .recording
         directory.recordStart(sid: sid, uid: uid)
-        try? await updateSession(sid: sid, cname: cname) { $0.startedUid = $0.startedUid ?? uid }
         try? await save(recording)
+        try? await updateSession(sid: sid, cname: cname) { $0.startedUid = $0.startedUid ?? uid }
         emit(SupervisorEventType.adopted, cname: cname, sid: sid, data: ["uid": .string(uid)])
     }
 
@@ -358,6 +368,10 @@ public actor Supervisor {
             lastStatus: nil, lastStatusMs: nil, recentErrors: existing?.recentErrors ?? [],
             createdMs: existing?.createdMs ?? nowMs, updatedMs: nowMs, generation: (existing?.generation ?? 0) + 1
         )
+        recording.assuranceUid = request.assuranceUid
+        if request.options.backupTask, let existing, existing.wanted, existing.assuranceUid == request.assuranceUid {
+            recording.assurance = existing.assurance
+        }
         if let sid = request.sid, let resourceId = request.resourceId {
             let uid = request.currentUid ?? request.uid
             recording.current = TaskRef(sid: sid, resourceId: resourceId, uid: uid, startedMs: nowMs)
@@ -417,12 +431,24 @@ public actor Supervisor {
         monitors[cname] = nil
         emit(SupervisorEventType.unwanted, cname: cname, sid: recording.current?.sid, data: ["stop": .bool(stop)])
         var outcome: String?
+        assuranceOps[cname]?.cancel()
+        assuranceOps[cname] = nil
         if stop, let current = recording.current {
             outcome = await callStop(recording: recording, sid: current.sid, resourceId: current.resourceId,
                                      uid: directory.knowledge(sid: current.sid)?.currentUid ?? current.uid)
-            recording.endLineage(sid: current.sid, end: "stopped", nowMs: Self.wallMs())
-            recording.current = nil
-            try await save(recording)
+            recording = await update(cname) { r in
+                r.endLineage(sid: current.sid, end: "stopped", nowMs: Self.wallMs())
+                if r.current?.sid == current.sid { r.current = nil }
+            } ?? recording
+        }
+        if stop, let assurance = recording.assurance {
+            let backupOutcome = await callStop(recording: recording, sid: assurance.sid, resourceId: assurance.resourceId,
+                                               uid: directory.knowledge(sid: assurance.sid)?.currentUid ?? assurance.uid, why: "stop asked (backup task)")
+            outcome = (outcome.map { $0 + "; " } ?? "") + "backup task: " + backupOutcome
+            recording = await update(cname) { r in
+                r.endLineage(sid: assurance.sid, end: "stopped", nowMs: Self.wallMs())
+                if r.assurance?.sid == assurance.sid { r.assurance = nil }
+            } ?? recording
         }
         return Unregistered(recording: recording, stopOutcome: outcome)
     }
@@ -616,8 +642,8 @@ public actor Supervisor {
         recording.updatedMs = nowMs
         directory.recordStart(sid: sid, uid: intent.uid)
         do {
-            try await updateSession(sid: sid, cname: intent.cname) { $0.startedUid = intent.uid }
             try await save(recording)
+            try await updateSession(sid: sid, cname: intent.cname) { $0.startedUid = intent.uid }
             intent.phase = .verify
             intent.sid = sid
             intent.resourceId = resourceId
@@ -666,6 +692,18 @@ public actor Supervisor {
         }
         let elapsed = agoraElapsed(sinceWallMs: startedMs, nowMs: Self.wallMs())
         let deadline = clock.now().advanced(by: settings.startWindow - elapsed)
+        if recording.options.watchdogEvent13 {
+            // Agora's best-practice page: no event 13 within 10 s of the start means a new task
+            // with another uid. (13 is not in Agora's event catalogue; the option is off by default.)
+            if elapsed < settings.watchdogWindow { try? await clock.sleep(for: settings.watchdogWindow - elapsed) }
+            guard isCurrent(id, recording.cname) else { return nil }
+            let seen = (try? await store.read(after: intent.logOffset, limit: 10_000, filter: EventFilter(sid: sid)))?
+                .contains { $0.eventType == 13 } ?? true
+            if !seen {
+                return await abandonStart(id: id, intent: intent, sid: sid, resourceId: resourceId, kind: "no_event_13",
+                                          problem: "no event 13 within \(settings.watchdogWindow) of the start")
+            }
+        }
         if elapsed < settings.firstQueryDelay { try? await clock.sleep(for: settings.firstQueryDelay - elapsed) }
         var round = 0
         var lastProblem = "no status 4 or 5"
@@ -686,25 +724,33 @@ public actor Supervisor {
             round += 1
             try? await clock.sleep(for: .milliseconds(pause * 1000))
         }
-        guard isCurrent(id, recording.cname), var current = try? await readRecording(recording.cname) else { return nil }
-        // Not up within 90 s: Agora says treat it as not started. Stop it (in case it comes up
-        // late) and try again with the other uid.
+        guard isCurrent(id, recording.cname) else { return nil }
+        // Not up within 90 s: Agora says treat it as not started.
+        return await abandonStart(id: id, intent: intent, sid: sid, resourceId: resourceId, kind: "start_timeout",
+                                  problem: "not at status 4 or 5 within \(settings.startWindow): \(lastProblem)")
+    }
+
+    /// A started task that does not count (no status 4/5 in time, no event 13): stopped in case
+    /// it comes up late, and the next attempt takes the other uid.
+    private func abandonStart(id: UInt64, intent: Intent, sid: String, resourceId: String, kind: String, problem: String) async -> Intent? {
+        var intent = intent
+        guard var current = try? await readRecording(intent.cname), isCurrent(id, intent.cname) else { return nil }
         let nowMs = Self.wallMs()
-        current.endLineage(sid: sid, end: "start_timeout", nowMs: nowMs)
+        current.endLineage(sid: sid, end: kind, nowMs: nowMs)
         if current.current?.sid == sid { current.current = nil }
-        current.noteError(step: "verify", message: "\(sid) not at status 4 or 5 within \(settings.startWindow): \(lastProblem)", nowMs: nowMs)
+        current.noteError(step: "verify", message: "\(sid) \(problem)", nowMs: nowMs)
         try? await save(current)
         _ = try? await store.claim("restart:\(sid)", owner: settings.instanceId)
-        emit(SupervisorEventType.failed, cname: recording.cname, sid: sid, data: [
-            "step": "verify", "kind": "start_timeout", "reason": .string(lastProblem), "next": "new_uid",
+        emit(SupervisorEventType.failed, cname: intent.cname, sid: sid, data: [
+            "step": "verify", "kind": .string(kind), "reason": .string(problem), "next": "new_uid",
         ])
-        stopTask(recording: current, sid: sid, resourceId: resourceId, uid: intent.uid, why: "start window passed")
+        stopTask(recording: current, sid: sid, resourceId: resourceId, uid: intent.uid, why: kind)
         intent.attempt += 1
         if intent.attempt >= settings.maxAttempts {
-            await giveUp(intent, recording: current, step: "verify", message: "no task reached status 4 or 5")
+            await giveUp(intent, recording: current, step: "verify", message: problem)
             return nil
         }
-        intent.reason = "start_timeout"
+        intent.reason = kind
         intent.replacesSid = sid
         intent.replacesResourceId = resourceId
         intent.phase = .acquire
@@ -730,6 +776,7 @@ public actor Supervisor {
         emit(SupervisorEventType.succeeded, cname: intent.cname, sid: sid, data: data)
         finishOperation(id, intent.cname)
         startMonitor(cname: intent.cname, sid: sid)
+        ensureAssurance(cname: intent.cname)
     }
 
     /// What Agora's rules say to do after a failed call: another uid, another resource, the
@@ -753,9 +800,8 @@ public actor Supervisor {
         case .unauthorized, .rejected, .badResponse, .invalidOperation:
             next = .giveUp
         }
-        var current = recording
-        current.noteError(step: error.endpoint.rawValue, message: error.description, nowMs: Self.wallMs())
-        try? await save(current)
+        let current = await update(recording.cname) { $0.noteError(step: error.endpoint.rawValue, message: error.description, nowMs: Self.wallMs()) }
+            ?? recording
         var data: JSONObject = ["step": .string(error.endpoint.rawValue), "kind": .string(error.kind.rawValue), "uid": .string(intent.uid),
                                 "attempt": .int(Int64(intent.attempt)), "next": .string(next.rawValue), "reason": .string(error.reason)]
         if let status = error.status { data.append("status", .int(Int64(status))) }
@@ -789,15 +835,16 @@ public actor Supervisor {
     }
 
     private func giveUp(_ intent: Intent, recording: Recording, step: String, message: String) async {
-        var recording = recording
         let nowMs = Self.wallMs()
-        recording.state = .failed
-        if let current = recording.current, current.sid == intent.replacesSid || current.sid == intent.sid {
-            recording.endLineage(sid: current.sid, end: "exited", nowMs: nowMs)
-            recording.current = nil
+        await update(intent.cname) { recording in
+            guard recording.wanted else { return }
+            recording.state = .failed
+            if let current = recording.current, current.sid == intent.replacesSid || current.sid == intent.sid {
+                recording.endLineage(sid: current.sid, end: "exited", nowMs: nowMs)
+                recording.current = nil
+            }
+            recording.noteError(step: step, message: "gave up: \(message)", nowMs: nowMs)
         }
-        recording.noteError(step: step, message: "gave up: \(message)", nowMs: nowMs)
-        try? await save(recording)
         _ = try? await store.deleteDocument(collection: Collections.intents, key: intent.cname)
         logger.error("gave up keeping a recording alive; an operator has to look", metadata: [
             "cname": "\(intent.cname)", "step": "\(step)", "error": "\(message)",
@@ -821,7 +868,98 @@ public actor Supervisor {
     }
 
     private func liveTaskCount(appId: String, excluding cname: String) -> Int {
-        recordings.values.filter { $0.appId == appId && $0.cname != cname && $0.wanted && $0.current != nil }.count
+        recordings.values.filter { $0.appId == appId && $0.cname != cname && $0.wanted }
+            .reduce(0) { $0 + ($1.current != nil ? 1 : 0) + ($1.assurance != nil ? 1 : 0) }
+    }
+
+    // MARK: - The backup task (multi-channel assurance)
+
+    /// Starts the backup task of a verified recording that wants one and has none.
+    private func ensureAssurance(cname: String) {
+        guard !halted, assuranceOps[cname] == nil, let recording = recordings[cname], recording.wanted,
+              recording.options.backupTask, recording.assuranceUid != nil, recording.assurance == nil,
+              recording.current != nil else { return }
+        assuranceOps[cname] = Task { await self.runAssurance(cname: cname) }
+    }
+
+    /// acquire (the assurance uid, `excludeResourceIds` = the main task's resource) ▶ start.
+    /// A 53 means the backup already runs (started before a crash): it is found by its callbacks.
+    private func runAssurance(cname: String) async {
+        defer { assuranceOps[cname] = nil }
+        for attempt in 0..<settings.maxAttempts {
+            guard !halted, !Task.isCancelled, let client, let recording = try? await readRecording(cname), recording.wanted,
+                  recording.options.backupTask, recording.assurance == nil, let uid = recording.assuranceUid,
+                  let main = recording.current else { return }
+            var request = JSONObject()
+            if let extra = recording.acquireRequest, let object = (try? JSONValue.parse(extra))?.objectValue {
+                for member in object where member.key != "excludeResourceIds" { request.append(member.key, member.value) }
+            }
+            if request["scene"] == nil { request.append("scene", .int(recording.mode == .web ? 1 : 0)) }
+            if request["resourceExpiredHour"] == nil { request.append("resourceExpiredHour", 24) }
+            if !main.resourceId.isEmpty { request.append("excludeResourceIds", .array([.string(main.resourceId)])) }
+            let failure: AgoraAPIError
+            do {
+                let acquired = try await client.acquire(appId: recording.appId, cname: cname, uid: uid,
+                                                        clientRequest: JSONValue.object(request).jsonBytes())
+                let started = try await client.start(appId: recording.appId, resourceId: acquired.resourceId, mode: recording.mode,
+                                                     cname: cname, uid: uid, clientRequest: Array(recording.clientRequest.utf8))
+                await tookAssurance(cname: cname, sid: started.sid, resourceId: started.resourceId, uid: uid, excluded: main.resourceId)
+                return
+            } catch {
+                failure = error
+            }
+            guard !halted, !Task.isCancelled else { return }
+            emit(SupervisorEventType.assuranceFailed, cname: cname, sid: main.sid, data: [
+                "step": .string(failure.endpoint.rawValue), "kind": .string(failure.kind.rawValue), "reason": .string(failure.reason),
+                "uid": .string(uid), "attempt": .int(Int64(attempt)),
+            ])
+            if failure.kind == .taskConflict || failure.kind == .alreadyStarted {
+                // Already running under this uid: find its sid in the log.
+                let known = Set(recording.lineage.map(\.sid))
+                if let events = try? await store.read(after: 0, limit: 10_000, filter: EventFilter(cname: cname)),
+                   let found = events.last(where: { event in
+                       guard let sid = event.sid, !known.contains(sid) else { return false }
+                       return (try? JSONValue.parse(event.body))?["data"]?["uid"]?.stringValue == uid
+                   }), let sid = found.sid {
+                    await tookAssurance(cname: cname, sid: sid, resourceId: "", uid: uid, excluded: main.resourceId)
+                    return
+                }
+            }
+            if [.unauthorized, .rejected, .badResponse].contains(failure.kind) { return }
+            let pause = settings.attemptPauseSeconds[min(attempt, settings.attemptPauseSeconds.count - 1)]
+            try? await clock.sleep(for: .milliseconds(pause * 1000))
+        }
+    }
+
+    private func tookAssurance(cname: String, sid: String, resourceId: String, uid: String, excluded: String) async {
+        guard var recording = try? await readRecording(cname), !halted else { return }
+        guard recording.wanted, !Task.isCancelled else {
+            stopTask(recording: recording, sid: sid, resourceId: resourceId, uid: uid, why: "stop asked while the backup task started")
+            return
+        }
+        let nowMs = Self.wallMs()
+        recording.assurance = TaskRef(sid: sid, resourceId: resourceId, uid: uid, startedMs: nowMs)
+        recording.lineage.append(LineageEntry(sid: sid, resourceId: resourceId, uid: uid, startedMs: nowMs, reason: "backup_task",
+                                              replacesSid: nil, failoverUids: [], endedMs: nil, end: nil))
+        directory.recordStart(sid: sid, uid: uid)
+        try? await save(recording)
+        try? await updateSession(sid: sid, cname: cname) { $0.startedUid = uid }
+        emit(SupervisorEventType.assuranceStarted, cname: cname, sid: sid, data: [
+            "resourceId": .string(resourceId), "uid": .string(uid), "excludeResourceIds": .array([.string(excluded)]),
+        ])
+    }
+
+    private func handleAssuranceExit(recording: Recording, sid: String, uid: String?, eventType: Int) async {
+        var recording = recording
+        let currentUid = directory.knowledge(sid: sid)?.currentUid ?? recording.assurance?.uid
+        guard recording.wanted, uid == nil || uid == currentUid else { return }
+        guard (try? await store.claim("restart:\(sid)", owner: settings.instanceId)) == true, !halted else { return }
+        recording = await update(recording.cname) { r in
+            r.endLineage(sid: sid, end: "exited", nowMs: Self.wallMs())
+            if r.assurance?.sid == sid { r.assurance = nil }
+        } ?? recording
+        emit(SupervisorEventType.assuranceLost, cname: recording.cname, sid: sid, data: ["eventType": .int(Int64(eventType))])
+        ensureAssurance(cname: recording.cname)
     }
 
     // MARK: - Monitoring
@@ -846,16 +984,14 @@ public actor Supervisor {
                 if let status = result.status, status == 8 || status == 20 {
                     lost = "query_exited"
                 } else if let status = result.status, status != recording.lastStatus {
-                    var updated = recording
-                    updated.lastStatus = status
-                    updated.lastStatusMs = Self.wallMs()
-                    try? await save(updated)
+                    await update(cname) { r in
+                        r.lastStatus = status
+                        r.lastStatusMs = Self.wallMs()
+                    }
                 }
             } catch {
                 if error.kind == .notFound { lost = "query_not_found" } else {
-                    var updated = recording
-                    updated.noteError(step: "query", message: error.description, nowMs: Self.wallMs())
-                    try? await save(updated)
+                    await update(cname) { $0.noteError(step: "query", message: error.description, nowMs: Self.wallMs()) }
                 }
             }
             guard let lost, !Task.isCancelled, !halted else { continue }
@@ -864,9 +1000,8 @@ public actor Supervisor {
             if (directory.knowledge(sid: sid)?.failoverUids.count ?? 0) > migrationsBefore { continue }
             emit(SupervisorEventType.monitorLost, cname: cname, sid: sid, data: ["reason": .string(lost)])
             guard recording.options.restartOnExit, (try? await store.claim("restart:\(sid)", owner: settings.instanceId)) == true, !halted else { return }
-            var updated = recording
-            updated.endLineage(sid: sid, end: "exited", nowMs: Self.wallMs())
-            try? await save(updated)
+            guard let updated = await update(cname, { $0.endLineage(sid: sid, end: "exited", nowMs: Self.wallMs()) }),
+                  updated.wanted, updated.current?.sid == sid else { return }
             let intent = Intent(cname: cname, generation: recording.generation, reason: lost, replacesSid: sid,
                                 replacesResourceId: current.resourceId, replacedMigrations: migrationsBefore, phase: .acquire,
                                 uid: recording.otherUid(than: directory.knowledge(sid: sid)?.startedUid ?? current.uid), attempt: 0,
@@ -907,8 +1042,13 @@ public actor Supervisor {
 
     private struct Halted: Error {}
 
+    /// The recording as the store has it, unless this process is writing it right now: then
+    /// the copy being written is the newer one.
     private func readRecording(_ cname: String) async throws -> Recording? {
-        guard let bytes = try await store.getDocument(collection: Collections.recordings, key: cname) else {
+        if savesInFlight[cname, default: 0] > 0, let cached = recordings[cname] { return cached }
+        let bytes = try await store.getDocument(collection: Collections.recordings, key: cname)
+        if savesInFlight[cname, default: 0] > 0, let cached = recordings[cname] { return cached }
+        guard let bytes else {
             recordings[cname] = nil
             return nil
         }
@@ -917,11 +1057,25 @@ public actor Supervisor {
         return recording
     }
 
+    /// Read-modify-write with no suspension between the read and the change, so concurrent
+    /// steps (an intended stop, a failover, a failed call) never overwrite each other.
+    @discardableResult
+    private func update(_ cname: String, _ change: (inout Recording) -> Void) async -> Recording? {
+        guard var recording = try? await readRecording(cname) else { return nil }
+        change(&recording)
+        guard (try? await save(recording)) != nil else { return nil }
+        return recording
+    }
+
+    private var savesInFlight: [String: Int] = [:]
+
     private func save(_ recording: Recording) async throws {
         guard !halted else { throw Halted() }
         var recording = recording
         recording.updatedMs = Self.wallMs()
         recordings[recording.cname] = recording
+        savesInFlight[recording.cname, default: 0] += 1
+        defer { savesInFlight[recording.cname, default: 1] -= 1 }
         try await store.putDocument(collection: Collections.recordings, key: recording.cname, value: Array(try JSONEncoder().encode(recording)))
     }
 

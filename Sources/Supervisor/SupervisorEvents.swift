@@ -49,4 +49,7 @@ public enum SupervisorEventType {
     public static let failoverDetected = "ncsreceiver.failover.detected"
     public static let superseded = "ncsreceiver.failover.superseded"
     public static let monitorLost = "ncsreceiver.monitor.lost"
+    public static let assuranceStarted = "ncsreceiver.assurance.started"
+    public static let assuranceLost = "ncsreceiver.assurance.lost"
+    public static let assuranceFailed = "ncsreceiver.assurance.failed"
 }

@@ -31,6 +31,31 @@ import Testing
         #expect(try configuration.loadSecrets() == ["first", "second", "fourth", "third"])
     }
 
+    @Test func tokenAndCredentialFiles_LoseTheirTrailingNewline() throws {
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("cred-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: folder) }
+        for (name, text) in [("token", "admin-token\n"), ("id", "customer-id\r\n"), ("secret", "customer-secret\n")] {
+            try text.write(to: folder.appendingPathComponent(name), atomically: true, encoding: .utf8)
+        }
+        let configuration = try ReceiverConfiguration.resolve(flags: [
+            "admin-token-file": folder.appendingPathComponent("token").path,
+            "agora-customer-id-file": folder.appendingPathComponent("id").path,
+            "agora-customer-secret-file": folder.appendingPathComponent("secret").path,
+        ], environment: [:])
+        #expect(try configuration.loadAdminToken() == "admin-token")
+        let credentials = try #require(try configuration.loadAgoraCredentials())
+        #expect(credentials.customerId == "customer-id")
+        #expect(credentials.customerSecret == "customer-secret")
+        // One without the other is a mistake worth naming.
+        #expect(throws: ConfigurationError.self) {
+            try ReceiverConfiguration.resolve(flags: [:], environment: ["AGORA_CUSTOMER_ID": "x"]).loadAgoraCredentials()
+        }
+        #expect(throws: ConfigurationError.self) {
+            try ReceiverConfiguration.resolve(flags: ["agora-customer-id": "x"], environment: [:])
+        }
+    }
+
     @Test func invalidValues_NameTheirKey() {
         #expect(throws: ConfigurationError(key: "port", reason: "'http' is not a whole number in 0...65535").self) {
             try ReceiverConfiguration.resolve(flags: [:], environment: ["NCS_PORT": "http"])

@@ -47,7 +47,7 @@ final class SupervisedWorld: Sendable {
          haRecovery: Duration = .seconds(30), logLevel: Logger.Level = .critical,
          settingsTweak: @escaping @Sendable (inout Supervisor.Settings) -> Void = { _ in }) async throws {
         var logger = Logger(label: "world")
-        logger.logLevel = logLevel
+        logger.logLevel = ProcessInfo.processInfo.environment["NCS_WORLD_LOG"].flatMap(Logger.Level.init(rawValue:)) ?? logLevel
         self.logger = logger
         clock = ScaledClock(speedup: speedup)
         self.settingsTweak = settingsTweak
