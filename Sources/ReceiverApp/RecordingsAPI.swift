@@ -62,7 +62,7 @@ extension AdminAPI {
             parsed = try RecordingRequest.parse(cname: cname, body: request.body)
         } catch {
             return .json(400, JSONValue.object([
-                "error": "invalid_recording", "field": .string(error.field), "message": .string(error.message),
+                "error": "invalid_recording", "field": .string(error.field), "message": .string(error.description),
             ]).jsonBytes())
         }
         do {

@@ -41,7 +41,12 @@ public final class SessionDirectory: Sendable {
     func load(sid: String, knowledge: SessionKnowledge) {
         update(sid) { existing in
             if existing.startedUid == nil { existing.startedUid = knowledge.startedUid }
-            for uid in knowledge.failoverUids where !existing.failoverUids.contains(uid) { existing.failoverUids.append(uid) }
+            // The longer history wins whole (its order is the migrations' order).
+            if Set(existing.failoverUids).isSubset(of: knowledge.failoverUids) {
+                existing.failoverUids = knowledge.failoverUids
+            } else {
+                for uid in knowledge.failoverUids where !existing.failoverUids.contains(uid) { existing.failoverUids.append(uid) }
+            }
         }
     }
 

@@ -159,9 +159,10 @@ public actor Supervisor {
            let offset = Int64(String(decoding: saved, as: UTF8.self)) {
             cursor = offset
         } else {
-            // First run: react to what arrives from now on, not to history.
+            // First run: react to what arrives from now on, not to history. Written at once:
+            // a restart that found no cursor would skip whatever arrived in between.
             cursor = try await store.headOffset()
-            await saveCursor(force: true)
+            try await store.putDocument(collection: Collections.cursors, key: settings.instanceId, value: Array(String(cursor).utf8))
         }
         cursorSaved = cursor
 
@@ -251,7 +252,7 @@ public actor Supervisor {
             await handleAssuranceExit(recording: recording, sid: sid, uid: uid, eventType: eventType)
             return
         }
-        let decision = RestartRules.onExit(recording: recording, sid: sid, uid: uid, knowledge: directory.knowledge(sid: sid))
+        let decision = RestartRules.onExit(recording: recording, sid: sid, uid: uid, knowledge: await knowledge(sid: sid))
         switch decision {
         case .skip(let reason):
             guard recording.lineage.contains(where: { $0.sid == sid }) else { return }
@@ -343,6 +344,18 @@ public actor Supervisor {
         try? await save(recording)
         try? await updateSession(sid: sid, cname: cname) { $0.startedUid = $0.startedUid ?? uid }
         emit(SupervisorEventType.adopted, cname: cname, sid: sid, data: ["uid": .string(uid)])
+    }
+
+    /// What is known of a sid's uids: this process's directory, merged with the store's record
+    /// (which another instance, or this one before a restart, may have taught more).
+    private func knowledge(sid: String) async -> SessionKnowledge? {
+        var known = directory.knowledge(sid: sid)
+        if let bytes = try? await store.getDocument(collection: Collections.sessions, key: sid),
+           let stored = try? JSONDecoder().decode(SessionRecord.self, from: Data(bytes)) {
+            directory.load(sid: sid, knowledge: SessionKnowledge(startedUid: stored.startedUid, failoverUids: stored.failoverUids))
+            known = directory.knowledge(sid: sid)
+        }
+        return known
     }
 
     // MARK: - The registry (admin API)
@@ -1092,6 +1105,7 @@ public actor Supervisor {
             session = stored
         }
         change(&session)
+        guard !halted else { throw Halted() }  // a dead process writes nothing more
         try await store.putDocument(collection: Collections.sessions, key: sid, value: Array(try JSONEncoder().encode(session)))
     }
 

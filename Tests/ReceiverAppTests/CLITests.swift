@@ -391,3 +391,52 @@ final class CLIFollower: @unchecked Sendable {
         Thread.sleep(forTimeInterval: 0.1)
     }
 }
+
+/// `ncs-receiver recordings …` against a whole receiver in this process (no Agora credentials:
+/// recordings are registered and shown, nothing is started).
+@Suite(.serialized) struct RecordingsCLITests {
+    @Test func putListShowDelete_AsAnOperatorWould_WithoutShowingCredentials() async throws {
+        let receiver = try TestReceiver()
+        let file = FileManager.default.temporaryDirectory.appendingPathComponent("recording-\(UUID().uuidString).json")
+        defer { try? FileManager.default.removeItem(at: file) }
+        try """
+            {"appId":"cliapp","mode":"mix","uid":"527841","backupUid":"527842","resourceId":"rid-1","sid":"sid-1",
+             "clientRequest":{"recordingConfig":{"maxIdleTime":30},"storageConfig":{"vendor":1,"accessKey":"CLI-AK","secretKey":"CLI-SECRET-KEY"}}}
+            """.write(to: file, atomically: true, encoding: .utf8)
+
+        let put = try await CLI.run(["recordings", "put", "class 7", "--file", file.path], receiver)
+        #expect(put.status == 0, "\(put.stderr)")
+        #expect(put.stderr.contains("warning: recordingConfig.maxIdleTime is 30 s"))
+        #expect(put.text.contains("\"sid\" : \"sid-1\""))
+
+        let list = try await CLI.run(["recordings", "list"], receiver)
+        #expect(list.status == 0)
+        #expect(list.lines.count == 2)
+        #expect(list.lines.last?.hasPrefix("class 7") == true)
+        #expect(list.lines.last?.contains("sid-1") == true)
+
+        let show = try await CLI.run(["recordings", "show", "class 7"], receiver)
+        #expect(show.status == 0)
+        #expect(show.text.contains("\"state\" : \"recording\""))
+        for output in [put.text, list.text, show.text, put.stderr, show.stderr] {
+            #expect(!output.contains("CLI-SECRET-KEY") && !output.contains("CLI-AK"), "a credential was printed: \(output)")
+        }
+
+        let delete = try await CLI.run(["recordings", "delete", "class 7"], receiver)
+        #expect(delete.status == 0)
+        #expect(delete.text == "class 7: no longer kept alive\n")
+        let after = try await CLI.run(["recordings", "show", "class 7"], receiver)
+        #expect(after.text.contains("\"wanted\" : false"))
+
+        let missing = try await CLI.run(["recordings", "show", "nope"], receiver)
+        #expect(missing.status != 0)
+        #expect(missing.stderr.contains("no recording is registered for channel nope"))
+
+        let invalid = FileManager.default.temporaryDirectory.appendingPathComponent("bad-\(UUID().uuidString).json")
+        defer { try? FileManager.default.removeItem(at: invalid) }
+        try #"{"appId":"a","uid":"1","backupUid":"1","clientRequest":{}}"#.write(to: invalid, atomically: true, encoding: .utf8)
+        let refused = try await CLI.run(["recordings", "put", "c", "--file", invalid.path], receiver)
+        #expect(refused.status != 0)
+        #expect(refused.stderr.contains("backupUid"), "\(refused.stderr)")
+    }
+}

@@ -1,4 +1,6 @@
+import EventStore
 import Foundation
+import NCS
 import ReceiverTesting
 import Simulator
 import Supervisor
@@ -212,8 +214,23 @@ import Timing
         _ = await world.simulator.waitUntilIdle(timeout: .seconds(5))
 
         var violations: [String] = []
+        var timelines: [String: String] = [:]
+        for script in scripts {
+            // What the log says happened, for the report of a violation.
+            let events = (try? await world.events(cname: script.cname)) ?? []
+            timelines[script.cname] = events.map { event in
+                let data = (try? JSONValue.parse(event.body))?["data"]
+                let uid = data?["uid"]?.stringValue ?? ""
+                let extra = [data?["reason"]?.stringValue, data?["newUid"]?.stringValue, data?["kind"]?.stringValue].compactMap { $0 }.joined(separator: ",")
+                let type = event.type.replacingOccurrences(of: "io.agora.cloudrecording.", with: "")
+                return "\(event.offset):\(type)[\(event.sid?.prefix(6) ?? "-") \(uid) \(extra)]"
+            }.joined(separator: " ")
+        }
         func report(_ script: Script, _ what: String) {
             let plan = chaos.map { "\($0.what)@\(Int($0.at))s" }.joined(separator: " ")
+            if ProcessInfo.processInfo.environment["NCS_TIMELINE"] != nil {
+                print("TIMELINE \(script.cname): \(timelines[script.cname] ?? "")")
+            }
             violations.append("world seed \(seed) (NCS_SEED=\(Self.baseSeed) NCS_WORLD=\((seed &- Self.baseSeed) / 7919)), \(script): \(what) [chaos: \(plan)]")
         }
         for script in scripts {
