@@ -34,6 +34,10 @@ public protocol EventStore: Sendable {
     /// Who holds a claim (nil when nobody does): lets an owner that crashed between claiming
     /// and recording what it claimed for pick its work up again.
     func claimOwner(_ key: String) async throws -> String?
+    /// ``claim(_:owner:)`` and, only if the claim succeeds, ``putDocument(collection:key:value:)``
+    /// in the same transaction: one durable commit where a claimer must record what it claimed
+    /// for before acting (the supervisor's restart intent).
+    func claim(_ key: String, owner: String, document: (collection: String, key: String, value: [UInt8])) async throws -> Bool
 
     /// Durable key-value documents for the supervisor (recordings registry, intents).
     func putDocument(collection: String, key: String, value: [UInt8]) async throws

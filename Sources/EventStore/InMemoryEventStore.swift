@@ -137,6 +137,15 @@ public final class InMemoryEventStore: EventStore {
         }
     }
 
+    public func claim(_ key: String, owner: String, document: (collection: String, key: String, value: [UInt8])) async throws -> Bool {
+        state.withLock { state in
+            guard state.claims[key] == nil else { return false }
+            state.claims[key] = owner
+            state.documents[document.collection, default: [:]][document.key] = document.value
+            return true
+        }
+    }
+
     public func claimOwner(_ key: String) async throws -> String? {
         state.withLock { $0.claims[key] }
     }

@@ -440,6 +440,19 @@ public final class PostgresEventStore: EventStore {
         try await single("SELECT owner FROM claims WHERE key = \(key)", as: String.self)
     }
 
+    public func claim(_ key: String, owner: String, document: (collection: String, key: String, value: [UInt8])) async throws -> Bool {
+        let now = Int64(Date().timeIntervalSince1970 * 1000)
+        // One statement, so one transaction: the document is written only by the claim's winner.
+        return try await single("""
+            WITH claimed AS (
+                INSERT INTO claims (key, owner, claimed_ms) VALUES (\(key), \(owner), \(now)) ON CONFLICT (key) DO NOTHING RETURNING key
+            )
+            INSERT INTO documents (collection, key, value)
+            SELECT \(document.collection), \(document.key), \(ByteBuffer(bytes: document.value)) FROM claimed
+            ON CONFLICT (collection, key) DO UPDATE SET value = excluded.value RETURNING key
+            """, as: String.self) != nil
+    }
+
     public func putDocument(collection: String, key: String, value: [UInt8]) async throws {
         _ = try await single("""
             INSERT INTO documents (collection, key, value) VALUES (\(collection), \(key), \(ByteBuffer(bytes: value)))

@@ -248,6 +248,22 @@ public final class SQLiteEventStore: EventStore {
         }
     }
 
+    public func claim(_ key: String, owner: String, document: (collection: String, key: String, value: [UInt8])) async throws -> Bool {
+        let now = Int64(Date().timeIntervalSince1970 * 1000)
+        return try await write { db in
+            try db.execute(
+                sql: "INSERT INTO claims (key, owner, claimed_ms) VALUES (?, ?, ?) ON CONFLICT(key) DO NOTHING",
+                arguments: [key, owner, now]
+            )
+            guard db.changesCount == 1 else { return false }
+            try db.execute(
+                sql: "INSERT INTO documents (collection, key, value) VALUES (?, ?, ?) ON CONFLICT(collection, key) DO UPDATE SET value = excluded.value",
+                arguments: [document.collection, document.key, Data(document.value)]
+            )
+            return true
+        }
+    }
+
     public func claimOwner(_ key: String) async throws -> String? {
         try await read { db in try String.fetchOne(db, sql: "SELECT owner FROM claims WHERE key = ?", arguments: [key]) }
     }

@@ -267,19 +267,6 @@ public actor Supervisor {
             ], key: "skip:\(sid):\(eventType):\(uid ?? "")")
         case .restart:
             let key = "restart:\(sid)"
-            do {
-                if try await !store.claim(key, owner: settings.instanceId) {
-                    // Claimed before: by another event or instance (nothing to do), or by this
-                    // instance just before a crash that came ahead of the intent (resume it).
-                    guard operations[cname] == nil, try await store.claimOwner(key) == settings.instanceId,
-                          try await store.getDocument(collection: Collections.intents, key: cname) == nil else { return }
-                    logger.notice("resuming a restart claimed before a crash", metadata: ["cname": "\(cname)", "sid": "\(sid)"])
-                }
-            } catch {
-                logger.error("restart claim failed; the store is unavailable", metadata: ["sid": "\(sid)", "error": "\(error)"])
-                return
-            }
-            guard !halted else { return }
             let intent = Intent(
                 cname: cname, generation: recording.generation, reason: "event_\(eventType)", replacesSid: sid,
                 replacesResourceId: recording.current?.resourceId,
@@ -287,10 +274,27 @@ public actor Supervisor {
                 uid: recording.otherUid(than: directory.knowledge(sid: sid)?.startedUid ?? recording.current?.uid),
                 attempt: 0, logOffset: offset, owner: settings.instanceId, updatedMs: Self.wallMs()
             )
+            do {
+                guard !halted else { return }
+                // The claim and the intent commit together: one durable write before acquire.
+                let document = (Collections.intents, cname, Array(try JSONEncoder().encode(intent)))
+                if try await !store.claim(key, owner: settings.instanceId, document: document) {
+                    // Claimed before: by another event or instance (nothing to do), or by this
+                    // instance before a crash that came ahead of its intent (resume it).
+                    guard operations[cname] == nil, try await store.claimOwner(key) == settings.instanceId,
+                          try await store.getDocument(collection: Collections.intents, key: cname) == nil, !halted else { return }
+                    logger.notice("resuming a restart claimed before a crash", metadata: ["cname": "\(cname)", "sid": "\(sid)"])
+                    try await saveIntent(intent)
+                }
+            } catch {
+                logger.error("restart claim failed; the store is unavailable", metadata: ["sid": "\(sid)", "error": "\(error)"])
+                return
+            }
+            guard !halted else { return }
             logger.notice("recording exited unexpectedly; restarting", metadata: [
                 "cname": "\(cname)", "sid": "\(sid)", "event": "\(eventType)", "new_uid": "\(intent.uid)",
             ])
-            await launchDurably(intent, recording: recording)
+            launch(intent, recording: recording)
         }
     }
 
@@ -503,7 +507,7 @@ public actor Supervisor {
         monitors[intent.cname] = nil
         nextOperationId += 1
         let id = nextOperationId
-        let task = Task { await self.runOperation(id: id, intent: intent) }
+        let task = Task { await self.runOperation(id: id, intent: intent, launchedWith: recording) }
         operations[intent.cname] = Operation(id: id, task: task, replacesSid: intent.replacesSid)
     }
 
@@ -517,7 +521,7 @@ public actor Supervisor {
 
     /// acquire ▶ start ▶ verify, through every retry rule, until the recording runs, is no
     /// longer wanted, or the attempts are used up.
-    private func runOperation(id: UInt64, intent initial: Intent) async {
+    private func runOperation(id: UInt64, intent initial: Intent, launchedWith: Recording) async {
         var intent = initial
         let cname = intent.cname
         if intent.attempt == 0 && intent.phase == .acquire {
@@ -529,6 +533,9 @@ public actor Supervisor {
         // The launcher wrote `initial`; every later change is written here, before the step
         // whose call it announces goes out.
         var written = initial
+        // The first step goes out with the recording it was decided on (no read before the
+        // acquire: the latency from the exit event to the acquire is a bar); later steps re-read.
+        var fresh: Recording? = launchedWith
         while isCurrent(id, cname) {
             if intent != written {
                 do {
@@ -542,7 +549,14 @@ public actor Supervisor {
                 }
                 if intent.phase == .start && intent.attempt == written.attempt { crashIfAsked(.afterAcquire) }
             }
-            guard let recording = try? await readRecording(cname), isCurrent(id, cname) else { return }
+            let loaded: Recording?
+            if let first = fresh {
+                loaded = first
+                fresh = nil
+            } else {
+                loaded = try? await readRecording(cname)
+            }
+            guard let recording = loaded, isCurrent(id, cname) else { return }
             guard recording.wanted, recording.generation == intent.generation else {
                 _ = try? await store.deleteDocument(collection: Collections.intents, key: cname)
                 return

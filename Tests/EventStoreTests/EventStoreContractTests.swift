@@ -203,6 +203,31 @@ struct EventStoreContractTests {
     }
 
     @Test(arguments: Backend.testable)
+    func claimWithDocument_WritesTheDocumentOnlyForTheWinner_AndKnowsTheOwner(_ backend: Backend) async throws {
+        try await withStore(backend) { harness in
+            let store = harness.store
+            #expect(try await store.claimOwner("restart:s") == nil)
+            let winners = try await withThrowingTaskGroup(of: (Int, Bool).self) { group in
+                for i in 0..<20 {
+                    group.addTask {
+                        (i, try await store.claim("restart:s", owner: "o\(i)", document: ("intents", "room", Array("by \(i)".utf8))))
+                    }
+                }
+                var won: [Int] = []
+                for try await (i, ok) in group where ok { won.append(i) }
+                return won
+            }
+            try #require(winners.count == 1)
+            try await harness.reopen()
+            #expect(try await harness.store.claimOwner("restart:s") == "o\(winners[0])")
+            #expect(try await harness.store.getDocument(collection: "intents", key: "room") == Array("by \(winners[0])".utf8))
+            // A lost claim leaves an existing document alone.
+            #expect(try await !harness.store.claim("restart:s", owner: "late", document: ("intents", "room", Array("late".utf8))))
+            #expect(try await harness.store.getDocument(collection: "intents", key: "room") == Array("by \(winners[0])".utf8))
+        }
+    }
+
+    @Test(arguments: Backend.testable)
     func documentsCRUD(_ backend: Backend) async throws {
         try await withStore(backend) { harness in
             let store = harness.store

@@ -21,7 +21,8 @@ import Testing
         let timeScale: Double
         let receiverArguments: [String]
 
-        init(timeScale: Double = 50, simulatorArguments: [String] = [], receiverEnvironment: [String: String] = [:]) throws {
+        init(timeScale: Double = 50, simulatorArguments: [String] = [], receiverEnvironment: [String: String] = [:],
+             storeArguments: [String] = []) throws {
             self.timeScale = timeScale
             dataDir = FileManager.default.temporaryDirectory.appendingPathComponent("ncs-e2e-\(UUID().uuidString)").path
             let receiverPublic = freePort()
@@ -37,7 +38,7 @@ import Testing
             receiverArguments = [
                 "serve", "--data-dir", dataDir, "--time-scale", "\(timeScale)", "--log-level", "info",
                 "--agora-base-urls", "http://127.0.0.1:\(simPorts.primary),http://127.0.0.1:\(simPorts.secondary)",
-            ]
+            ] + storeArguments
             try Self.waitForPort(simPorts.control)
             receiver = try ReceiverProcess.start(arguments: receiverArguments, publicPort: receiverPublic,
                                                  environment: Self.receiverEnvironment.merging(receiverEnvironment) { $1 })
@@ -384,5 +385,32 @@ import Testing
         #expect(starts.first?["resourceId"] == acquires.first?["resourceId"])  // the resumed intent's resource
         #expect(try await world.liveTasks(cname: "resume").count == 1)
         #expect(try await world.events(type: "ncsreceiver.restart.resumed", cname: "resume").count == 1)
+    }
+
+    @Test(.enabled(if: PostgresTestEnvironment.enabled, PostgresTestEnvironment.skipMessage))
+    func twoReceiversOnOnePostgres_RestartOnce_WhicheverTookTheCallback() async throws {
+        let database = try await PostgresTestEnvironment.createDatabase()
+        defer { Task { await PostgresTestEnvironment.drop(database.name) } }
+        let world = try World(storeArguments: ["--store", database.url, "--instance-id", "receiver-a"])
+        defer { world.stop() }
+        // A second instance on the same database; Agora's callbacks all go to the first.
+        let second = try ReceiverProcess.start(
+            arguments: Array(world.receiverArguments.dropLast(2)) + ["--instance-id", "receiver-b"], environment: World.receiverEnvironment
+        )
+        defer { second.terminate() }
+        let sid = try await world.startRecording("shared")
+        try await world.idleExit("shared", sid: sid)
+        let recording = try await world.restarted("shared", from: sid)
+        try await world.pause(agoraSeconds: 30)
+        // Both supervisors saw the exit in the shared log; exactly one claimed it and restarted.
+        #expect(try await world.calls("acquire", cname: "shared").count == 2)
+        let requested = try await world.events(type: "ncsreceiver.restart.requested", cname: "shared")
+        #expect(requested.count == 2)  // the first start and the one restart
+        #expect(try await world.liveTasks(cname: "shared").count == 1)
+        #expect(recording["current"]?["uid"] == "1002")
+        // The second instance answers for the registry too (it lives in the database).
+        let viaSecond = try await world.call(second.adminPort, "GET", "/v1/recordings/shared", token: RestartEndToEndTests.adminToken)
+        #expect(viaSecond.status == 200)
+        #expect((try? JSONValue.parse(viaSecond.body))?["current"]?["sid"] == recording["current"]?["sid"])
     }
 }
