@@ -13,7 +13,8 @@ struct AdminAPI: Sendable {
     let store: any EventStore
     let hub: SubscriberHub
     let ingestion: Ingestion
-    let token: String?
+    /// The bearer token is read per request: a SIGHUP may have replaced it.
+    let token: LiveSecrets
     let isDraining: @Sendable () -> Bool
     let logger: Logger
     /// nil when the app runs without the supervisor (tests of the log alone).
@@ -57,9 +58,10 @@ struct AdminAPI: Sendable {
     }
 
     func authorized(_ handler: @escaping HTTPHandler) -> HTTPHandler {
-        guard let token else { return handler }
-        let expected = Array("Bearer \(token)".utf8)
         return { request, responder in
+            // No token is only possible when it was waived on a loopback admin host.
+            guard let token = token.adminToken else { return handler(request, responder) }
+            let expected = Array("Bearer \(token)".utf8)
             let given = Array((request.headers["Authorization"] ?? "").utf8)
             guard constantTimeEqual(given, expected) else {
                 responder.respond(.error(401, code: "unauthorized", message: "a valid 'Authorization: Bearer <token>' is required",

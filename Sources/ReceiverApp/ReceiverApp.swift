@@ -23,6 +23,8 @@ public final class ReceiverApp: Sendable {
     public let adminServer: HTTPServer
     public let supervisor: Supervisor
     public let directory: SessionDirectory
+    /// The secrets answered with now; a SIGHUP swaps them (Reload.swift).
+    public let liveSecrets: LiveSecrets
     private let logger: Logger
 
     public struct StartupError: Error, CustomStringConvertible {
@@ -31,31 +33,15 @@ public final class ReceiverApp: Sendable {
 
     /// Opens the store (running migrations) and builds everything; nothing listens yet.
     public static func make(configuration: ReceiverConfiguration, logger: Logger) async throws -> ReceiverApp {
-        let secrets: [String]
-        let adminToken: String?
+        let loaded: LoadedSecrets
         let agora: AgoraSetup
         do {
-            secrets = try configuration.loadSecrets()
-            adminToken = try configuration.loadAdminToken()
+            loaded = try loadSecrets(configuration)
             agora = try AgoraSetup(configuration: configuration)
         } catch {
             throw StartupError(description: "\(error)")
         }
-        if secrets.isEmpty && !configuration.insecureNoVerify {
-            throw StartupError(description: """
-                no NCS secret is configured: set NCS_SECRETS (or NCS_SECRET, or --secrets-file) to the secret \
-                shown in Agora Console, or pass --insecure-no-verify for local development
-                """)
-        }
-        if adminToken == nil && !configuration.adminNoAuth {
-            throw StartupError(description: """
-                the admin listener needs a token: set NCS_ADMIN_TOKEN (or --admin-token-file), or pass \
-                --admin-no-auth with a loopback --admin-host
-                """)
-        }
-        if adminToken == nil && configuration.adminNoAuth && !isLoopback(configuration.adminHost) {
-            throw StartupError(description: "--admin-no-auth is only allowed when --admin-host is a loopback address")
-        }
+        let secrets = loaded.ncs, adminToken = loaded.adminToken
         if configuration.insecureNoVerify {
             logger.critical("""
                 SIGNATURE VERIFICATION IS OFF (--insecure-no-verify): anyone who can reach the public listener \
@@ -110,6 +96,8 @@ public final class ReceiverApp: Sendable {
         hub = SubscriberHub()
         let clock = ScaledClock(speedup: configuration.timeScale)
         directory = SessionDirectory()
+        let liveSecrets = LiveSecrets(LoadedSecrets(ncs: secrets, adminToken: adminToken, agora: agora.credentials))
+        self.liveSecrets = liveSecrets
         var supervisorLogger = logger
         supervisorLogger[metadataKey: "component"] = "supervisor"
         let client = agora.credentials.map { credentials in
@@ -117,6 +105,7 @@ public final class ReceiverApp: Sendable {
                 configuration: .init(baseURLs: agora.baseURLs, credentials: credentials,
                                      requestTimeout: .milliseconds(configuration.agoraRequestTimeoutSeconds * 1000),
                                      requestsPerSecond: configuration.agoraRequestsPerSecond, clock: clock),
+                transport: LiveCredentialsTransport(base: URLSessionAgoraTransport(), secrets: liveSecrets),
                 logger: supervisorLogger
             )
         }
@@ -159,7 +148,7 @@ public final class ReceiverApp: Sendable {
 
         var adminRouter = Router()
         let drainingFlag = DrainingFlag()
-        AdminAPI(store: store, hub: hub, ingestion: ingestion, token: adminToken, isDraining: { drainingFlag.isSet }, logger: logger,
+        AdminAPI(store: store, hub: hub, ingestion: ingestion, token: liveSecrets, isDraining: { drainingFlag.isSet }, logger: logger,
                  supervisor: supervisor)
             .routes(into: &adminRouter)
         var adminLogger = logger

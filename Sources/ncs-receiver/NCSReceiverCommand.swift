@@ -11,7 +11,7 @@ struct NCSReceiverCommand: AsyncParsableCommand {
         commandName: "ncs-receiver",
         abstract: "Receive Agora Cloud Recording notification callbacks (NCS): verify, deduplicate and keep them in a durable event log.",
         version: ReceiverApp.version,
-        subcommands: [Serve.self, Replay.self, Simulate.self, Events.self, Quarantine.self, Recordings.self],
+        subcommands: [Serve.self, Config.self, Replay.self, Simulate.self, Events.self, Quarantine.self, Recordings.self],
         defaultSubcommand: nil
     )
 }

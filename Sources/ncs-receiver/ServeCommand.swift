@@ -15,10 +15,16 @@ struct Serve: AsyncParsableCommand {
           NCS_ADMIN_TOKEN            bearer token of the admin listener
           AGORA_CUSTOMER_ID, AGORA_CUSTOMER_SECRET   Agora RESTful API credentials (restarts)
 
+        Settings can also come from a configuration file (--config or NCS_CONFIG_FILE; flat TOML, keys \
+        are the flag names, secrets not accepted); the environment wins over it.
+
         SIGTERM or SIGINT stops accepting, lets requests in flight finish (up to --drain-timeout), then exits.
+        SIGHUP re-reads the secrets (--secrets-file, the admin token file, the Agora credential files, \
+        and the configuration file's paths to them) without dropping connections.
         """
     )
 
+    @Option(name: .customLong("config"), help: .init("Configuration file (flat TOML, keys are flag names; no secrets). [env: NCS_CONFIG_FILE]", valueName: "path")) var config: String?
     @Option(help: .init(help(for: "host"), valueName: "address")) var host: String?
     @Option(help: .init(help(for: "port"), valueName: "port")) var port: Int?
     @Option(name: .customLong("admin-host"), help: .init(help(for: "admin-host"), valueName: "address")) var adminHost: String?
@@ -66,6 +72,7 @@ struct Serve: AsyncParsableCommand {
 
     var flagValues: [String: String] {
         var values: [String: String] = [:]
+        values["config"] = config
         values["host"] = host
         values["port"] = port.map(String.init)
         values["admin-host"] = adminHost
@@ -109,12 +116,15 @@ struct Serve: AsyncParsableCommand {
     }
 
     func run() async throws {
-        let configuration: ReceiverConfiguration
+        let resolved: ResolvedConfiguration
         do {
-            configuration = try ReceiverConfiguration.resolve(flags: flagValues, environment: ProcessInfo.processInfo.environment)
+            resolved = try ReceiverConfiguration.load(flags: flagValues, environment: ProcessInfo.processInfo.environment)
         } catch {
             throw ValidationError("invalid configuration: \(error)")
         }
+        let configuration = resolved.configuration
+        // Trapped before anything listens: from here on a SIGHUP reloads instead of ending the process.
+        let hangups = await UnixSignalsSequence(trapping: .sighup)
         let level = Logger.Level(rawValue: configuration.logLevel) ?? .info
         LoggingSystem.bootstrap { label in
             var handler = StreamLogHandler.standardError(label: label)
@@ -130,7 +140,9 @@ struct Serve: AsyncParsableCommand {
             throw ExitCode(78)  // EX_CONFIG
         }
         var groupConfiguration = ServiceGroupConfiguration(
-            services: app.services.map { .init(service: $0) },
+            services: app.services.map { .init(service: $0) } + [.init(service: ReloadOnHangup(
+                signals: hangups, app: app, flags: flagValues, environment: ProcessInfo.processInfo.environment,
+                started: resolved, logger: logger))],
             gracefulShutdownSignals: [.sigterm, .sigint],
             logger: logger
         )

@@ -289,7 +289,7 @@ enum CLI {
             let beside = URL(fileURLWithPath: candidate).deletingLastPathComponent().appendingPathComponent("ncs-receiver")
             if FileManager.default.isExecutableFile(atPath: beside.path) { return beside }
         }
-        return ProcessTests.binary
+        return repositoryRoot.appendingPathComponent(".build/debug/ncs-receiver")
     }()
 
     static func environment(port: Int, token: String?) -> [String: String] {

@@ -72,12 +72,20 @@ import Testing
     @Test func readme_DocumentsEverySetting() throws {
         let readme = try String(contentsOf: repositoryRoot.appendingPathComponent("README.md"), encoding: .utf8)
         for setting in ReceiverConfiguration.settings {
-            let row = readme.split(separator: "\n").first { $0.contains("`\(setting.environment)`") }
+            let row = readme.split(separator: "\n").first { $0.hasPrefix("|") && $0.contains("`\(setting.environment)`") }
             #expect(row != nil, "README has no row for \(setting.environment)")
             if let row, !setting.isSecret {
                 #expect(row.contains("`--\(setting.flag)`"), "README row of \(setting.environment) lacks --\(setting.flag)")
             }
+            // The "config file" column: the key, or — for a secret (refused there).
+            if let row {
+                let columns = row.split(separator: "|").map { $0.trimmingCharacters(in: .whitespaces) }
+                let expected = setting.isSecret ? "—" : "`\(setting.flag)`"
+                #expect(columns.count > 2 && columns[2] == expected, "README row of \(setting.environment): config file column should be \(expected)")
+            }
         }
+        let configRow = readme.split(separator: "\n").first { $0.contains("`\(ConfigurationFile.environment)`") }
+        #expect(configRow?.contains("`--\(ConfigurationFile.flag)`") == true, "README has no row for the configuration file")
     }
 }
 

@@ -5,7 +5,8 @@ import Testing
 
 /// The real binary, as an operator runs it: separate process, real sockets, signals.
 @Suite(.serialized) struct ProcessTests {
-    static let binary = repositoryRoot.appendingPathComponent(".build/debug/ncs-receiver")
+    /// The binary built beside this test bundle, whatever the scratch path (see ``CLI/binary``).
+    static let binary = CLI.binary
 
     @Test func withoutASecret_ServeRefusesToStart_AndSaysWhy() throws {
         let run = try ReceiverProcess.run(arguments: ["serve", "--port", "0", "--admin-port", "0"], environment: [:], waitForExit: true)
