@@ -137,11 +137,16 @@ public final class LiveSecrets: Sendable {
 
 /// Sends Agora REST calls with the credentials held now: the client's own are fixed at start,
 /// so the Authorization header is replaced on the way out (SIGHUP rotates the credential files).
-struct LiveCredentialsTransport: AgoraTransport {
+public struct LiveCredentialsTransport: AgoraTransport {
     let base: any AgoraTransport
     let secrets: LiveSecrets
 
-    func send(_ request: AgoraHTTPRequest) async throws(AgoraTransportError) -> AgoraHTTPResponse {
+    public init(base: any AgoraTransport, secrets: LiveSecrets) {
+        self.base = base
+        self.secrets = secrets
+    }
+
+    public func send(_ request: AgoraHTTPRequest) async throws(AgoraTransportError) -> AgoraHTTPResponse {
         var request = request
         if let credentials = secrets.agoraCredentials {
             request.headers = request.headers.map { header in
