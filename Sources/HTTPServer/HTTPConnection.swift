@@ -37,6 +37,7 @@ final class HTTPConnection: @unchecked Sendable {
         var version: HTTPVersion
         var keepAlive: Bool
         var isHead: Bool
+        var requestID: String?
     }
 
     let id: Int
@@ -60,8 +61,10 @@ final class HTTPConnection: @unchecked Sendable {
         var maxRequests: Int
         var maxStreamBuffer: Int
         var maxPendingBytes: Int
+        var requestIDs: Bool
 
         init(_ configuration: HTTPServer.Configuration) {
+            requestIDs = configuration.requestIDs
             headerTimeout = configuration.headerReadTimeout.nanoseconds
             bodyTimeout = configuration.bodyReadTimeout.nanoseconds
             idleTimeout = configuration.idleTimeout.nanoseconds
@@ -307,37 +310,47 @@ final class HTTPConnection: @unchecked Sendable {
         receivedAnyByteOfHead = false
         let keepAlive = request.head.keepAlive && !peerShutWrite && !draining
             && requestCount < settings.maxRequests
+        var requestID: String?
+        if settings.requestIDs {
+            requestID = RequestID.sanitized(request.headers["X-Request-Id"]) ?? "\(server.requestIDPrefix)-\(id)-\(requestCount)"
+        }
         current = CurrentResponse(
             generation: generation, version: request.head.version, keepAlive: keepAlive,
-            isHead: request.head.method == "HEAD"
+            isHead: request.head.method == "HEAD", requestID: requestID
         )
         phase = .handling
         deadline = 0
-        let responder = HTTPResponder(connection: self, generation: generation, requestNumber: requestCount)
+        let responder = HTTPResponder(connection: self, generation: generation, requestNumber: requestCount, assignedID: requestID)
         handler(request, responder)
     }
 
     /// Called on the loop by ``HTTPResponder``.
-    func complete(generation: Int, response: HTTPResponse) {
+    func complete(generation: Int, response: HTTPResponse, route: Int) {
         guard phase == .handling, var current, current.generation == generation else { return }
         // Shutdown may have begun while the handler worked: this answer is then the last.
         if draining { current.keepAlive = false; self.current = current }
         let body = current.isHead ? [] : response.body
         outbound.reserveCapacity(outbound.count + 256 + body.count)
+        var headers = response.headers
+        if let requestID = current.requestID { headers.add(name: "X-Request-Id", value: requestID) }
         HTTPResponseEncoder.appendHead(
-            to: &outbound, version: current.version, status: response.status, headers: response.headers,
+            to: &outbound, version: current.version, status: response.status, headers: headers,
             bodyMode: .length(response.body.count), keepAlive: current.keepAlive, date: loop.httpDate
         )
+        server.onResponse?(route, response.status)
         outbound.append(contentsOf: body)
         phase = .responding
         flush()
     }
 
-    func startStream(generation: Int, status: Int, headers: HTTPHeaders, state: HTTPStreamWriter.State) {
+    func startStream(generation: Int, status: Int, headers: HTTPHeaders, state: HTTPStreamWriter.State, route: Int) {
         guard phase == .handling, var current, current.generation == generation else {
             state.connectionClosed()
             return
         }
+        var headers = headers
+        if let requestID = current.requestID { headers.add(name: "X-Request-Id", value: requestID) }
+        server.onResponse?(route, status)
         if draining { current.keepAlive = false }
         // HTTP/1.0 has no chunked coding: the body ends when the connection does.
         let mode: HTTPResponseEncoder.BodyMode = current.version == .http1_1 ? .chunked : .untilClose

@@ -9,19 +9,25 @@ public struct HTTPResponder: Sendable {
     let generation: Int
     /// 1 for the first request on the connection.
     public let requestNumber: Int
+    /// The request's id when the server gives ids (``HTTPServer/Configuration/requestIDs``).
+    let assignedID: String?
+    /// Index of the route that took the request (set by ``Router``); -1 for none.
+    var route: Int = -1
 
     /// The client's address.
     public var peer: SocketAddress? { connection.peer }
-    /// Unique for the process's lifetime: `<connection>-<request on it>`.
-    public var requestID: String { "\(connection.id)-\(requestNumber)" }
+    /// The request's id (``HTTPServer/Configuration/requestIDs``), else unique for the
+    /// process's lifetime: `<connection>-<request on it>`.
+    public var requestID: String { assignedID ?? "\(connection.id)-\(requestNumber)" }
 
     public func respond(_ response: HTTPResponse) {
         let connection = self.connection
         let generation = self.generation
+        let route = self.route
         if connection.loop.isCurrent {
-            connection.complete(generation: generation, response: response)  // no closure to allocate
+            connection.complete(generation: generation, response: response, route: route)  // no closure to allocate
         } else {
-            connection.loop.queue.async { connection.complete(generation: generation, response: response) }
+            connection.loop.queue.async { connection.complete(generation: generation, response: response, route: route) }
         }
     }
 
@@ -30,8 +36,9 @@ public struct HTTPResponder: Sendable {
         let state = HTTPStreamWriter.State()
         let connection = self.connection
         let generation = self.generation
+        let route = self.route
         connection.loop.execute {
-            connection.startStream(generation: generation, status: status, headers: headers, state: state)
+            connection.startStream(generation: generation, status: status, headers: headers, state: state, route: route)
         }
         return HTTPStreamWriter(connection: connection, generation: generation, state: state)
     }
@@ -142,5 +149,23 @@ public struct HTTPStreamWriter: Sendable {
     /// Runs `handler` once when the response ends for any reason; at once if it already has.
     public func onClose(_ handler: @escaping @Sendable () -> Void) {
         state.onClose(handler)
+    }
+}
+
+/// Incoming `X-Request-Id` values worth keeping: short, and nothing that could forge a log line
+/// or a header.
+enum RequestID {
+    static func sanitized(_ value: String?) -> String? {
+        guard let value, !value.isEmpty, value.utf8.count <= 128 else { return nil }
+        for byte in value.utf8 {
+            switch byte {
+            case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "0")...UInt8(ascii: "9"),
+                 UInt8(ascii: "."), UInt8(ascii: "_"), UInt8(ascii: ":"), UInt8(ascii: "-"):
+                continue
+            default:
+                return nil
+            }
+        }
+        return value
     }
 }

@@ -34,6 +34,9 @@ extension HTTPServer {
         /// After an error response, how long to read and discard what the client still sends,
         /// so closing does not reset the connection before the client has read the response.
         public var lingerTimeout: Duration
+        /// Gives every request an id: a sane incoming `X-Request-Id` (1–128 of `A-Za-z0-9._:-`),
+        /// else one made here; sent back in `X-Request-Id` and offered as ``HTTPResponder/requestID``.
+        public var requestIDs: Bool = false
 
         public init(
             host: String = "0.0.0.0",

@@ -30,6 +30,11 @@ public final class HTTPServer: @unchecked Sendable {
     private let nextLoop = Atomic<Int>(0)
     private let isDraining = Atomic<Bool>(false)
     private let onProtocolError: (@Sendable (String, SocketAddress?) -> Void)?
+    /// Told the route index (``Router/routeLabels``; -1 for none) and status of every response
+    /// a handler gives, on the I/O queue: it must be cheap (an atomic increment).
+    let onResponse: (@Sendable (_ route: Int, _ status: Int) -> Void)?
+    /// Prefix of the request ids made here: unique per server instance.
+    let requestIDPrefix: String = String(UInt32.random(in: .min ... .max), radix: 16)
 
     private struct Lifecycle: ~Copyable {
         enum Phase { case idle, running, draining, stopped }
@@ -43,12 +48,15 @@ public final class HTTPServer: @unchecked Sendable {
     /// - Parameters:
     ///   - onProtocolError: told about every request refused by the parser or a timeout, with a
     ///     stable code (`invalid_framing`, `request_timeout`, …), for metrics and operators.
+    ///   - onResponse: told the route index and status of every handler's response (metrics).
     public init(
         configuration: Configuration,
         logger: Logger,
         onProtocolError: (@Sendable (String, SocketAddress?) -> Void)? = nil,
+        onResponse: (@Sendable (_ route: Int, _ status: Int) -> Void)? = nil,
         handler: @escaping HTTPHandler
     ) {
+        self.onResponse = onResponse
         self.configuration = configuration
         self.connectionSettings = HTTPConnection.Settings(configuration)
         self.logger = logger

@@ -6,6 +6,7 @@ import HTTPCore
 public struct Router: Sendable {
     private struct Route: Sendable {
         var method: String
+        var path: String
         var segments: [Segment]
         var handler: HTTPHandler
     }
@@ -25,8 +26,11 @@ public struct Router: Sendable {
             if part.hasPrefix("{"), part.hasSuffix("}") { return .parameter(String(part.dropFirst().dropLast())) }
             return .literal(String(part))
         }
-        routes.append(Route(method: method.uppercased(), segments: segments, handler: handler))
+        routes.append(Route(method: method.uppercased(), path: path, segments: segments, handler: handler))
     }
+
+    /// Method and path pattern of each route, by the index ``HTTPServer``'s `onResponse` reports.
+    public var routeLabels: [(method: String, path: String)] { routes.map { ($0.method, $0.path) } }
 
     /// Adds a route answered synchronously on the I/O queue (cheap, non-blocking work only).
     public mutating func on(_ method: String, _ path: String, respond: @escaping @Sendable (HTTPRequest) -> HTTPResponse) {
@@ -45,22 +49,25 @@ public struct Router: Sendable {
         let routes = self.routes
         return { request, responder in
             var request = request
+            var responder = responder
             let path = request.path
             var allowed: [String] = []
-            var headFallback: (Route, [String: String])?
-            for route in routes {
+            var headFallback: (Int, [String: String])?
+            for (index, route) in routes.enumerated() {
                 guard let parameters = Router.match(route.segments, path) else { continue }
                 if route.method == request.method {
                     request.pathParameters = parameters
+                    responder.route = index
                     route.handler(request, responder)
                     return
                 }
-                if request.method == "HEAD", route.method == "GET" { headFallback = (route, parameters) }
+                if request.method == "HEAD", route.method == "GET" { headFallback = (index, parameters) }
                 allowed.append(route.method)
             }
-            if let (route, parameters) = headFallback {
+            if let (index, parameters) = headFallback {
                 request.pathParameters = parameters
-                route.handler(request, responder)
+                responder.route = index
+                routes[index].handler(request, responder)
                 return
             }
             if allowed.isEmpty {
