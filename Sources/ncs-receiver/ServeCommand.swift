@@ -126,7 +126,10 @@ struct Serve: AsyncParsableCommand {
         // Trapped before anything listens: from here on a SIGHUP reloads instead of ending the process.
         let hangups = await UnixSignalsSequence(trapping: .sighup)
         let level = Logger.Level(rawValue: configuration.logLevel) ?? .info
+        let json = configuration.logFormat == "json"
         LoggingSystem.bootstrap { label in
+            // JSON lines when asked (log shippers); the human format otherwise.
+            if json { return JSONLogHandler.standardError(label: label, level: level) }
             var handler = StreamLogHandler.standardError(label: label)
             handler.logLevel = level
             return handler
