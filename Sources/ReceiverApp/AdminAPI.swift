@@ -7,7 +7,7 @@ import NCS
 import Supervisor
 
 /// The admin listener's routes: the event log (page and SSE stream), the quarantine, readiness.
-/// Every route but `/healthz` and `/readyz` needs `Authorization: Bearer <token>` unless the
+/// Every route but `/healthz` and `/readyz` (`/metrics` included) needs `Authorization: Bearer <token>` unless the
 /// operator waived it on a loopback-only listener.
 struct AdminAPI: Sendable {
     let store: any EventStore
@@ -55,6 +55,14 @@ struct AdminAPI: Sendable {
             Task { responder.respond(await quarantineRetry(request)) }
         })
         recordingRoutes(into: &router)
+        // Prometheus text; needs the token like /v1/* (its labels name routes, not secrets, but
+        // counts of refused callbacks and recordings are still the operator's business).
+        if let metrics = ingestion.metrics {
+            let sources = ReceiverMetrics.Sources(store: store, hub: hub, supervisor: supervisor, statistics: ingestion.statistics)
+            router.on("GET", "/metrics", handler: authorized { _, responder in
+                Task { responder.respond(await metrics.exposition(sources)) }
+            })
+        }
     }
 
     func authorized(_ handler: @escaping HTTPHandler) -> HTTPHandler {

@@ -46,9 +46,12 @@ public final class Ingestion: Sendable {
     private let onAppended: (@Sendable (NCSNotification, Int64) -> Void)?
     /// What is known of each sid's uids (started with, HA-migrated to), to classify sessions.
     private let directory: SessionDirectory
+    /// Acknowledgement latency and events by type (nil: not measured).
+    let metrics: ReceiverMetrics?
 
     public init(settings: Settings, store: any EventStore, committer: GroupCommitter, directory: SessionDirectory = SessionDirectory(),
-                logger: Logger, onAppended: (@Sendable (NCSNotification, Int64) -> Void)? = nil) {
+                logger: Logger, metrics: ReceiverMetrics? = nil, onAppended: (@Sendable (NCSNotification, Int64) -> Void)? = nil) {
+        self.metrics = metrics
         self.settings = Mutex(settings)
         self.directory = directory
         self.store = store
@@ -66,7 +69,13 @@ public final class Ingestion: Sendable {
     public var handler: HTTPHandler {
         { [self] request, responder in
             let peer = responder.peer.map { "\($0)" }
-            ingest(body: request.body, headers: request.headers, peer: peer) { outcome in
+            let metrics = self.metrics
+            let started: ContinuousClock.Instant? = metrics == nil ? nil : .now
+            ingest(body: request.body, headers: request.headers, peer: peer, requestID: responder.requestID) { outcome in
+                if let metrics, let started {
+                    let (seconds, attoseconds) = started.duration(to: .now).components
+                    metrics.acknowledged(seconds: Double(seconds) + Double(attoseconds) / 1e18)
+                }
                 responder.respond(Self.response(for: outcome))
             }
         }
@@ -74,8 +83,10 @@ public final class Ingestion: Sendable {
 
     /// Runs the pipeline on one body. `completion` runs once, after the event is durable (or
     /// refused, and then quarantined).
-    /// - Parameter quarantineOnRefusal: false for a retry from the quarantine, which keeps its item.
-    public func ingest(body: [UInt8], headers: HTTPHeaders, peer: String?, quarantineOnRefusal: Bool = true,
+    /// - Parameters:
+    ///   - quarantineOnRefusal: false for a retry from the quarantine, which keeps its item.
+    ///   - requestID: the HTTP request's id, put in the metadata of log lines about it.
+    public func ingest(body: [UInt8], headers: HTTPHeaders, peer: String?, quarantineOnRefusal: Bool = true, requestID: String? = nil,
                        completion: @escaping @Sendable (Outcome) -> Void) {
         statistics.received.add(1, ordering: .relaxed)
         let settings = self.settings.withLock { $0 }
@@ -92,12 +103,12 @@ public final class Ingestion: Sendable {
                 let message = verifier.policy == .requireV2
                     ? "the Agora-Signature-V2 header is required"
                     : "neither Agora-Signature-V2 nor Agora-Signature is present"
-                refuse(.unauthorized(reason: "missing_signature", message: message), body: body, headers: headers, peer: peer, quarantine: quarantineOnRefusal, completion: completion)
+                refuse(.unauthorized(reason: "missing_signature", message: message), body: body, headers: headers, peer: peer, quarantine: quarantineOnRefusal, requestID: requestID, completion: completion)
                 return
             case .invalid(let version):
                 if version == .v2 { statistics.signatureInvalidV2.add(1, ordering: .relaxed) } else { statistics.signatureInvalidV1.add(1, ordering: .relaxed) }
                 refuse(.unauthorized(reason: "bad_signature", message: "\(version.headerName) does not match the body for any configured secret"),
-                       body: body, headers: headers, peer: peer, quarantine: quarantineOnRefusal, completion: completion)
+                       body: body, headers: headers, peer: peer, quarantine: quarantineOnRefusal, requestID: requestID, completion: completion)
                 return
             }
         }
@@ -107,7 +118,7 @@ public final class Ingestion: Sendable {
             notification = try NotificationDecoder.decode(body)
         } catch {
             statistics.malformed.add(1, ordering: .relaxed)
-            refuse(.malformed(field: error.field, message: error.reason), body: body, headers: headers, peer: peer, quarantine: quarantineOnRefusal, completion: completion)
+            refuse(.malformed(field: error.field, message: error.reason), body: body, headers: headers, peer: peer, quarantine: quarantineOnRefusal, requestID: requestID, completion: completion)
             return
         }
 
@@ -137,10 +148,12 @@ public final class Ingestion: Sendable {
         let statistics = self.statistics
         let onAppended = self.onAppended
         let logger = self.logger
+        let metrics = self.metrics
         committer.submit(record) { result in
             switch result {
             case .success(.appended(let offset)):
                 statistics.appended.add(1, ordering: .relaxed)
+                metrics?.eventAppended(eventType: notification.eventType)
                 completion(.appended(offset: offset))
                 onAppended?(notification, offset)
             case .success(.duplicate(let offset, let key)):
@@ -149,7 +162,8 @@ public final class Ingestion: Sendable {
                 completion(.duplicate(ofOffset: offset, layer: layer))
             case .failure(let error):
                 statistics.storeFailures.add(1, ordering: .relaxed)
-                logger.error("store append failed; answering 503 so Agora resends", metadata: ["error": "\(error)"])
+                logger.error("store append failed; answering 503 so Agora resends",
+                             metadata: ["error": "\(error)", "request_id": "\(requestID ?? "-")"])
                 completion(.unavailable(message: "the event store is unavailable; retry later"))
             }
         }
@@ -157,16 +171,21 @@ public final class Ingestion: Sendable {
 
     /// Keeps a refused request for operators, then answers. Quarantine trouble never changes
     /// the answer: the caller is told why its request was refused either way.
-    private func refuse(_ outcome: Outcome, body: [UInt8], headers: HTTPHeaders, peer: String?, quarantine: Bool,
+    private func refuse(_ outcome: Outcome, body: [UInt8], headers: HTTPHeaders, peer: String?, quarantine: Bool, requestID: String?,
                         completion: @escaping @Sendable (Outcome) -> Void) {
-        guard quarantine else {
-            completion(outcome)
-            return
-        }
         let (reason, detail): (String, String) = switch outcome {
         case .unauthorized(let reason, let message): (reason, message)
         case .malformed(let field, let message): ("malformed_body", "\(field): \(message)")
         default: ("refused", "")
+        }
+        // Never the headers or the body: they may carry what a secret signed.
+        logger.info("callback refused", metadata: [
+            "reason": "\(reason)", "detail": "\(detail)", "peer": "\(peer ?? "-")", "request_id": "\(requestID ?? "-")",
+            "quarantined": "\(quarantine)",
+        ])
+        guard quarantine else {
+            completion(outcome)
+            return
         }
         let item = QuarantineItem(
             receivedMs: Int64(Date().timeIntervalSince1970 * 1000), reason: reason, detail: detail, peer: peer,
@@ -180,7 +199,7 @@ public final class Ingestion: Sendable {
                 _ = try await store.putQuarantine(item)
                 statistics.quarantined.add(1, ordering: .relaxed)
             } catch {
-                logger.error("quarantine write failed", metadata: ["error": "\(error)"])
+                logger.error("quarantine write failed", metadata: ["error": "\(error)", "request_id": "\(requestID ?? "-")"])
             }
             completion(outcome)
         }

@@ -19,6 +19,8 @@ public final class ReceiverApp: Sendable {
     public let committer: GroupCommitter
     public let ingestion: Ingestion
     public let hub: SubscriberHub
+    /// This instance's metrics (`GET /metrics` on the admin listener); never process-global.
+    public let metrics: ReceiverMetrics
     public let publicServer: HTTPServer
     public let adminServer: HTTPServer
     public let supervisor: Supervisor
@@ -92,7 +94,9 @@ public final class ReceiverApp: Sendable {
         self.configuration = configuration
         self.store = store
         self.logger = logger
-        committer = GroupCommitter(store: store)
+        let metrics = ReceiverMetrics()
+        self.metrics = metrics
+        committer = GroupCommitter(store: store, onCommit: metrics.committed)
         hub = SubscriberHub()
         let clock = ScaledClock(speedup: configuration.timeScale)
         directory = SessionDirectory()
@@ -106,7 +110,7 @@ public final class ReceiverApp: Sendable {
                                      requestTimeout: .milliseconds(configuration.agoraRequestTimeoutSeconds * 1000),
                                      requestsPerSecond: configuration.agoraRequestsPerSecond, clock: clock),
                 transport: LiveCredentialsTransport(base: URLSessionAgoraTransport(), secrets: liveSecrets),
-                logger: supervisorLogger
+                logger: supervisorLogger, onCall: metrics.restCall, onRateLimitWait: metrics.rateLimitWaited
             )
         }
         var supervisorSettings = Supervisor.Settings(instanceId: configuration.instanceId ?? configuration.receiverName,
@@ -120,7 +124,7 @@ public final class ReceiverApp: Sendable {
             : SignatureVerifier(secrets: secrets, policy: SignaturePolicy(rawValue: configuration.signaturePolicy) ?? .anyValid)
         ingestion = Ingestion(
             settings: .init(verifier: verifier, receiverName: configuration.receiverName),
-            store: store, committer: committer, directory: directory, logger: logger
+            store: store, committer: committer, directory: directory, logger: logger, metrics: metrics
         )
 
         var publicRouter = Router()
@@ -132,7 +136,7 @@ public final class ReceiverApp: Sendable {
         publicLogger[metadataKey: "listener"] = "public"
         let quarantineStore = store
         publicServer = HTTPServer(
-            configuration: configuration.serverConfiguration(host: configuration.publicHost, port: configuration.publicPort),
+            configuration: Self.withRequestIDs(configuration.serverConfiguration(host: configuration.publicHost, port: configuration.publicPort)),
             logger: publicLogger,
             onProtocolError: { code, peer in
                 // Refused at the HTTP layer (smuggling, limits, timeouts): kept for operators, the
@@ -143,6 +147,7 @@ public final class ReceiverApp: Sendable {
                 )
                 Task { _ = try? await quarantineStore.putQuarantine(item) }
             },
+            onResponse: metrics.requestCounts(listener: "public", routes: publicRouter.routeLabels).record,
             handler: publicRouter.handler
         )
 
@@ -154,8 +159,9 @@ public final class ReceiverApp: Sendable {
         var adminLogger = logger
         adminLogger[metadataKey: "listener"] = "admin"
         adminServer = HTTPServer(
-            configuration: configuration.serverConfiguration(host: configuration.adminHost, port: configuration.adminPort),
+            configuration: Self.withRequestIDs(configuration.serverConfiguration(host: configuration.adminHost, port: configuration.adminPort)),
             logger: adminLogger,
+            onResponse: metrics.requestCounts(listener: "admin", routes: adminRouter.routeLabels).record,
             handler: adminRouter.handler
         )
         self.draining = drainingFlag
@@ -165,11 +171,20 @@ public final class ReceiverApp: Sendable {
 
     private let draining: DrainingFlag
 
+    /// Every request gets an id (a sane incoming `X-Request-Id`, else one made here), answered
+    /// in `X-Request-Id` and logged with what concerns the request.
+    static func withRequestIDs(_ configuration: HTTPServer.Configuration) -> HTTPServer.Configuration {
+        var configuration = configuration
+        configuration.requestIDs = true
+        return configuration
+    }
+
     /// The services to run under a ServiceGroup, in start order; graceful shutdown (SIGTERM,
     /// SIGINT) runs in reverse: listeners drain first, the committer flushes last.
     public var services: [any Service] {
         [
             CommitterService(committer: committer, store: store),
+            MetricsService(metrics: metrics, store: store),
             SupervisorService(supervisor: supervisor),
             HeartbeatService(hub: hub),
             RetentionService(store: store, policy: configuration.retentionPolicy,
@@ -230,6 +245,17 @@ struct CommitterService: Service {
             committer.close()
         }
         await store.close()
+    }
+}
+
+/// Notes where the log stood at start (restart metrics count from there), then idles until shutdown.
+struct MetricsService: Service {
+    let metrics: ReceiverMetrics
+    let store: any EventStore
+
+    func run() async throws {
+        await metrics.markLogStart(store: store)
+        try? await gracefulShutdown()
     }
 }
 
