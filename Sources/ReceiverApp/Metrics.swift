@@ -99,6 +99,17 @@ public final class ReceiverMetrics: Sendable {
         (eventsByType[eventType] ?? eventsOtherType).increment()
     }
 
+    /// An HTTPServer's `onProtocolError`: a request refused by the HTTP layer before any route
+    /// (parser, limits, timeouts). Codes are a fixed set (`invalid_framing`, `request_timeout`, …).
+    func protocolError(listener: String, code: String) {
+        let sane = code.count <= 40 && code.allSatisfy { $0 == "_" || ("a"..."z").contains($0) }
+        registry.makeCounter(
+            descriptor: Self.name("ncs_http_protocol_errors", unit: "total",
+                                  help: "Requests refused by the HTTP layer before any route (parser, limits, timeouts), by listener and code"),
+            labels: [("listener", listener), ("code", sane ? code : "other")]
+        ).increment()
+    }
+
     /// The GroupCommitter's `onCommit` (the committer's task).
     @Sendable func committed(batchSize: Int, seconds: Double) {
         commitLatency.record(seconds)

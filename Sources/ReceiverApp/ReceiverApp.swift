@@ -139,6 +139,7 @@ public final class ReceiverApp: Sendable {
             configuration: Self.withRequestIDs(configuration.serverConfiguration(host: configuration.publicHost, port: configuration.publicPort)),
             logger: publicLogger,
             onProtocolError: { code, peer in
+                metrics.protocolError(listener: "public", code: code)
                 // Refused at the HTTP layer (smuggling, limits, timeouts): kept for operators, the
                 // bytes themselves are not (they were never fully read).
                 let item = QuarantineItem(
@@ -161,6 +162,7 @@ public final class ReceiverApp: Sendable {
         adminServer = HTTPServer(
             configuration: Self.withRequestIDs(configuration.serverConfiguration(host: configuration.adminHost, port: configuration.adminPort)),
             logger: adminLogger,
+            onProtocolError: { code, _ in metrics.protocolError(listener: "admin", code: code) },
             onResponse: metrics.requestCounts(listener: "admin", routes: adminRouter.routeLabels).record,
             handler: adminRouter.handler
         )

@@ -53,9 +53,13 @@ import Testing
             }
             try client.send(RawHTTPClient.request("GET", "/nowhere"))
             responses.append(try client.readResponse()!)
+            // Refused by the parser (two Content-Lengths): no route, counted apart.
+            let smuggler = try RawHTTPClient(port: port)
+            try smuggler.send("POST /v1/ncs HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\nab")
+            responses.append(try smuggler.readResponse()!)
             return responses
         }
-        #expect(answers.map(\.status) == [200, 200, 404])
+        #expect(answers.map(\.status) == [200, 200, 404, 400])
         #expect(answers[0].headers["X-Request-Id"] == "kept-id.1:a")
         let made = try #require(answers[1].headers["X-Request-Id"])
         #expect(made != "not kept" && !made.contains(" "))
@@ -68,6 +72,8 @@ import Testing
         #expect(scrape.sum("ncs_http_requests_total", ["listener": "public", "method": "POST", "route": "/v1/ncs", "status": "200"]) == 2)
         #expect(scrape.sum("ncs_http_requests_total", ["listener": "public", "route": "unmatched", "status": "404"]) == 1)
         #expect(scrape.sum("ncs_http_requests_total", ["listener": "admin", "route": "/metrics", "status": "401"]) == 1)
+        #expect(scrape.sum("ncs_http_protocol_errors_total", ["listener": "public", "code": "invalid_framing"]) == 1)
+        #expect(scrape.sum("ncs_http_requests_total", ["listener": "public", "status": "400"]) == 0)
         #expect(scrape.sum("ncs_duplicates_total", ["layer": "transport"]) == 1)
         #expect(scrape.sum("ncs_events_total", ["event_type": "40"]) == 1)
         #expect(scrape.sum("ncs_events_total", ["event_type": "other"]) == 0)
