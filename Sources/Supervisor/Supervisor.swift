@@ -252,7 +252,7 @@ public actor Supervisor {
             await handleAssuranceExit(recording: recording, sid: sid, uid: uid, eventType: eventType)
             return
         }
-        let decision = RestartRules.onExit(recording: recording, sid: sid, uid: uid, knowledge: await knowledge(sid: sid))
+        let decision = RestartRules.onExit(recording: recording, sid: sid, uid: uid, knowledge: knowledge(sid: sid))
         switch decision {
         case .skip(let reason):
             guard recording.lineage.contains(where: { $0.sid == sid }) else { return }
@@ -350,16 +350,11 @@ public actor Supervisor {
         emit(SupervisorEventType.adopted, cname: cname, sid: sid, data: ["uid": .string(uid)])
     }
 
-    /// What is known of a sid's uids: this process's directory, merged with the store's record
-    /// (which another instance, or this one before a restart, may have taught more).
-    private func knowledge(sid: String) async -> SessionKnowledge? {
-        var known = directory.knowledge(sid: sid)
-        if let bytes = try? await store.getDocument(collection: Collections.sessions, key: sid),
-           let stored = try? JSONDecoder().decode(SessionRecord.self, from: Data(bytes)) {
-            directory.load(sid: sid, knowledge: SessionKnowledge(startedUid: stored.startedUid, failoverUids: stored.failoverUids))
-            known = directory.knowledge(sid: sid)
-        }
-        return known
+    /// What is known of a sid's uids. The directory is loaded from the store at start and then
+    /// learns from the log in order (every instance follows the whole log), so it needs no store
+    /// read on the way from an exit event to the acquire.
+    private func knowledge(sid: String) -> SessionKnowledge? {
+        directory.knowledge(sid: sid)
     }
 
     // MARK: - The registry (admin API)

@@ -1,0 +1,125 @@
+#!/usr/bin/env python3
+"""From an event 11's arrival to the restart's acquire leaving: the receiver and the Agora
+simulator as two processes on loopback, real time (no speed-up), SQLite store with fsync on.
+
+Both ends are read off the simulator's one clock: when the 11 started going out to the
+receiver (its callback log's sentAgoraMs) and when the acquire arrived (its call log's agoraMs).
+So the figure includes two loopback hops on top of the receiver's work: verify, decode,
+durable commit, the supervisor's claim and intent (two more durable writes) and the REST
+client. As the reference for one hop, the script measures a trivial GET to the simulator.
+
+  python3 Tests/Benchmarks/restart-latency.py            # 200 recordings, release build
+  RECORDINGS=50 BIN=.build/debug/ncs-receiver python3 Tests/Benchmarks/restart-latency.py
+"""
+import json, os, shutil, socket, statistics, subprocess, sys, tempfile, time, urllib.request
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+BIN = os.environ.get("BIN") or os.path.join(ROOT, ".build/release/ncs-receiver")
+RECORDINGS = int(os.environ.get("RECORDINGS", "200"))
+STAGGER_MS = float(os.environ.get("STAGGER_MS", "40"))
+TOKEN = "bench-admin-token"
+
+def free_port():
+    s = socket.socket(); s.bind(("127.0.0.1", 0)); port = s.getsockname()[1]; s.close(); return port
+
+def http(method, url, body=None, token=None):
+    data = json.dumps(body).encode() if body is not None else None
+    request = urllib.request.Request(url, data=data, method=method)
+    if token: request.add_header("Authorization", "Bearer " + token)
+    if data is not None: request.add_header("Content-Type", "application/json")
+    with urllib.request.urlopen(request, timeout=30) as response:
+        return json.loads(response.read() or b"null")
+
+def wait_port(port, timeout=30):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close(); return
+        except OSError:
+            time.sleep(0.05)
+    sys.exit(f"nothing listens on {port}")
+
+def percentile(values, p):
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(round(p / 100 * (len(ordered) - 1))))]
+
+def main():
+    if not os.environ.get("BIN"):
+        print("building the release binary ...", flush=True)
+        subprocess.run(["swift", "build", "-c", "release", "--product", "ncs-receiver"], cwd=ROOT, check=True)
+    data_dir = tempfile.mkdtemp(prefix="restart-latency-")
+    sim_ports = [free_port() for _ in range(3)]
+    public, admin = free_port(), free_port()
+    env = dict(os.environ, AGORA_CUSTOMER_ID="bench", AGORA_CUSTOMER_SECRET="bench-secret", NCS_SECRET="bench-ncs",
+               NCS_ADMIN_TOKEN=TOKEN)
+    sim = subprocess.Popen([BIN, "simulate", "--port", str(sim_ports[0]), "--secondary-port", str(sim_ports[1]),
+                            "--control-port", str(sim_ports[2]), "--callback-url", f"http://127.0.0.1:{public}/v1/ncs",
+                            "--pcw", "0", "--log-level", "error"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    receiver = subprocess.Popen([BIN, "serve", "--host", "127.0.0.1", "--port", str(public), "--admin-port", str(admin),
+                                 "--data-dir", data_dir, "--log-level", "error",
+                                 "--agora-base-urls", f"http://127.0.0.1:{sim_ports[0]},http://127.0.0.1:{sim_ports[1]}"],
+                                env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    control = f"http://127.0.0.1:{sim_ports[2]}"
+    admin_url = f"http://127.0.0.1:{admin}"
+    try:
+        wait_port(sim_ports[2]); wait_port(public); wait_port(admin)
+        # One App ID per recording: the REST limiter (10 calls/s per App ID) must not be what is measured.
+        cnames = [f"lat{i}" for i in range(RECORDINGS)]
+        print(f"starting {RECORDINGS} recordings ...", flush=True)
+        for i, cname in enumerate(cnames):
+            http("PUT", f"{admin_url}/v1/recordings/{cname}", {
+                "appId": f"benchapp{i}", "mode": "mix", "uid": "1001", "backupUid": "1002", "start": True,
+                "options": {"queryIntervalSeconds": 3600},
+                "clientRequest": {"recordingConfig": {"maxIdleTime": 5}, "storageConfig": {"vendor": 1, "accessKey": "a", "secretKey": "s"}}},
+                token=TOKEN)
+        first_sid = {}
+        deadline = time.time() + 120
+        while len(first_sid) < RECORDINGS and time.time() < deadline:
+            for cname in cnames:
+                if cname in first_sid: continue
+                r = http("GET", f"{admin_url}/v1/recordings/{cname}", token=TOKEN)
+                if r["state"] == "recording": first_sid[cname] = r["current"]["sid"]
+            time.sleep(0.2)
+        print(f"{len(first_sid)} recording; emptying their channels {STAGGER_MS:.0f} ms apart (maxIdleTime 5 s) ...", flush=True)
+        for cname in cnames:
+            http("POST", f"{control}/_sim/channels/{cname}", {"occupied": False})
+            time.sleep(STAGGER_MS / 1000)
+        deadline = time.time() + 180
+        restarted = set()
+        while len(restarted) < len(first_sid) and time.time() < deadline:
+            calls = http("GET", f"{control}/_sim/calls")["calls"]
+            restarted = {c["cname"] for c in calls if c["endpoint"] == "acquire" and c.get("uid") == "1002"}
+            time.sleep(0.5)
+        for cname in cnames:
+            http("POST", f"{control}/_sim/channels/{cname}", {"occupied": True})
+        calls = http("GET", f"{control}/_sim/calls")["calls"]
+        callbacks = http("GET", f"{control}/_sim/callbacks")["callbacks"]
+        latencies, acks = [], []
+        for cname, sid in first_sid.items():
+            elevens = [c for c in callbacks if c["sid"] == sid and c["eventType"] == 11 and c["attempt"] == 0 and not c["redundant"]]
+            acquires = [c for c in calls if c["endpoint"] == "acquire" and c["cname"] == cname and c.get("uid") == "1002"]
+            if not elevens or not acquires: continue
+            latencies.append(acquires[0]["agoraMs"] - elevens[0]["sentAgoraMs"])
+            acks.append(elevens[0]["agoraMs"] - elevens[0]["sentAgoraMs"])
+        hop = []
+        for _ in range(200):
+            t = time.perf_counter(); http("GET", f"{control}/_sim/healthz"); hop.append((time.perf_counter() - t) * 1000)
+        if not latencies:
+            sys.exit("no restart was measured")
+        print(f"\n11 callback sent -> restart acquire arrived, {len(latencies)} restarts ({len(first_sid) - len(latencies)} missing):")
+        print(f"  p50 {percentile(latencies, 50):.2f} ms   p90 {percentile(latencies, 90):.2f} ms   "
+              f"p99 {percentile(latencies, 99):.2f} ms   max {max(latencies):.2f} ms   mean {statistics.mean(latencies):.2f} ms")
+        print(f"  of which the 11's own round trip (sent -> 200 back, durable commit included): p50 {percentile(acks, 50):.2f} ms, "
+              f"p99 {percentile(acks, 99):.2f} ms")
+        print(f"reference, one loopback HTTP round trip (python client, GET /_sim/healthz): p50 {percentile(hop, 50):.2f} ms, p99 {percentile(hop, 99):.2f} ms")
+        print(f"bar: p99 <= 5 ms -> {'met' if percentile(latencies, 99) <= 5 else 'NOT met'}")
+    finally:
+        for p in (receiver, sim):
+            p.terminate()
+        for p in (receiver, sim):
+            try: p.wait(timeout=15)
+            except subprocess.TimeoutExpired: p.kill()
+        shutil.rmtree(data_dir, ignore_errors=True)
+
+if __name__ == "__main__":
+    main()
