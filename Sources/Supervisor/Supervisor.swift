@@ -613,6 +613,10 @@ public actor Supervisor {
             intent.resourceId = nil
             return intent
         }
+        // A crash after the sid was recorded but before the intent moved on: the task is ours.
+        if let current = recording.current, current.uid == intent.uid, current.resourceId == resourceId {
+            return await took(id: id, intent: intent, sid: current.sid, resourceId: resourceId, reasonOverride: nil)
+        }
         let started: CloudRecordingClient.Started
         do {
             started = try await client.start(appId: recording.appId, resourceId: resourceId, mode: recording.mode,
@@ -656,10 +660,13 @@ public actor Supervisor {
             }
             recording.endLineage(sid: replaced, end: "replaced", nowMs: nowMs)
         }
-        recording.current = TaskRef(sid: sid, resourceId: resourceId, uid: intent.uid, startedMs: nowMs)
-        recording.lineage.append(LineageEntry(sid: sid, resourceId: resourceId, uid: intent.uid, startedMs: nowMs,
-                                              reason: reasonOverride ?? intent.reason, replacesSid: intent.replacesSid,
-                                              failoverUids: [], endedMs: nil, end: nil))
+        let alreadyCurrent = recording.current?.sid == sid
+        if !alreadyCurrent { recording.current = TaskRef(sid: sid, resourceId: resourceId, uid: intent.uid, startedMs: nowMs) }
+        if !recording.lineage.contains(where: { $0.sid == sid }) {
+            recording.lineage.append(LineageEntry(sid: sid, resourceId: resourceId, uid: intent.uid, startedMs: nowMs,
+                                                  reason: reasonOverride ?? intent.reason, replacesSid: intent.replacesSid,
+                                                  failoverUids: [], endedMs: nil, end: nil))
+        }
         recording.state = intent.reason == "initial_start" ? .starting : .restarting
         recording.updatedMs = nowMs
         directory.recordStart(sid: sid, uid: intent.uid)
@@ -683,7 +690,13 @@ public actor Supervisor {
     /// by its events (our uid, this cname, a sid we do not know) or give the uid up.
     private func adopt(id: UInt64, intent: Intent, recording: Recording) async -> Intent? {
         var intent = intent
-        let deadline = clock.now().advanced(by: settings.startWindow)
+        if let current = recording.current, current.uid == intent.uid, let resourceId = intent.resourceId, current.resourceId == resourceId {
+            // Recorded as current before a crash cut the step short: that is the task.
+            return await took(id: id, intent: intent, sid: current.sid, resourceId: resourceId, reasonOverride: "adopted")
+        }
+        // Agora sends 33 uploading_progress once a minute while a task records: a task whose
+        // first callbacks were lost still shows itself within the minute. Wait a little longer.
+        let deadline = clock.now().advanced(by: max(settings.startWindow, .seconds(150)))
         let known = Set(recording.lineage.map(\.sid))
         var after = intent.logOffset
         while isCurrent(id, recording.cname) && clock.now() < deadline {

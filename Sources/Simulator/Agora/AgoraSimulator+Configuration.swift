@@ -61,6 +61,8 @@ extension AgoraSimulator {
         public var haRecovery: Duration
         /// Chance (0…1) that a normal exit ends with 32 backuped instead of 31 uploaded.
         public var backupedProbability: Double
+        /// Agora sends 33 uploading_progress once a minute while a task records; nil sends none.
+        public var progressInterval: Duration? = .seconds(60)
 
         /// Faults and channel settings applied at start.
         public var scenario: AgoraScenario?

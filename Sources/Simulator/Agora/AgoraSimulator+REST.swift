@@ -333,6 +333,7 @@ extension AgoraSimulator {
         )
         s.taskOrder.append(sid)
         beginStartup(sid: sid, afterFailover: false, in: &s)
+        beginProgress(sid: sid, in: &s)
         if s.emptyChannels.contains(resource.cname) { armIdleTimer(sid: sid, in: &s) }
         var answer = RESTAnswer(status: 200, body: [
             "cname": .string(resource.cname), "uid": .string(resource.uid), "resourceId": .string(resourceId), "sid": .string(sid),

@@ -65,6 +65,22 @@ extension AgoraSimulator {
         s.tasks[sid]?.lifecycleJob = job
     }
 
+    /// 33 uploading_progress every `progressInterval` while the task records (from its current
+    /// uid), as Agora sends it once a minute: the one callback a silent task still sends.
+    func beginProgress(sid: String, in s: inout State) {
+        guard let interval = configuration.progressInterval else { return }
+        spawn(busy: false, in: &s) { [self] job in
+            var minutes: Int64 = 0
+            while await sleep(interval) {
+                let phase = state.withLock { $0.tasks[sid]?.phase }
+                guard let phase, phase == .running || phase == .recovering else { return }
+                guard phase == .running else { continue }
+                minutes += 1
+                emit(33, sid: sid, job: job, details: ["progress": .int(min(9_000, minutes * 100))])
+            }
+        }
+    }
+
     // MARK: - Channels and the idle exit
 
     func setChannel(_ setting: AgoraChannelSetting, in s: inout State) {
