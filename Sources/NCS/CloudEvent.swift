@@ -134,7 +134,8 @@ public enum EventNormalizer {
         return .object(o)
     }
 
-    private static func percentEncode(_ s: String) -> String {
+    /// Percent-encodes everything outside RFC 3986's unreserved characters (byte by byte).
+    public static func percentEncode(_ s: String) -> String {
         let hex = Array("0123456789ABCDEF".utf8)
         var out: [UInt8] = []
         for b in s.utf8 {

@@ -252,7 +252,7 @@ public actor Supervisor {
             await handleAssuranceExit(recording: recording, sid: sid, uid: uid, eventType: eventType)
             return
         }
-        let decision = RestartRules.onExit(recording: recording, sid: sid, uid: uid, knowledge: knowledge(sid: sid))
+        let decision = RestartRules.onExit(recording: recording, sid: sid, uid: uid, knowledge: directory.knowledge(sid: sid))
         switch decision {
         case .skip(let reason):
             guard recording.lineage.contains(where: { $0.sid == sid }) else { return }
@@ -348,13 +348,6 @@ public actor Supervisor {
         try? await save(recording)
         try? await updateSession(sid: sid, cname: cname) { $0.startedUid = $0.startedUid ?? uid }
         emit(SupervisorEventType.adopted, cname: cname, sid: sid, data: ["uid": .string(uid)])
-    }
-
-    /// What is known of a sid's uids. The directory is loaded from the store at start and then
-    /// learns from the log in order (every instance follows the whole log), so it needs no store
-    /// read on the way from an exit event to the acquire.
-    private func knowledge(sid: String) -> SessionKnowledge? {
-        directory.knowledge(sid: sid)
     }
 
     // MARK: - The registry (admin API)
@@ -591,7 +584,8 @@ public actor Supervisor {
         guard isCurrent(id, recording.cname) else { return nil }
         do {
             let acquired = try await client.acquire(appId: recording.appId, cname: recording.cname, uid: intent.uid,
-                                                    clientRequest: acquireBody(recording: recording, intent: intent))
+                                                    clientRequest: acquireBody(recording: recording,
+                                                                                excluding: recording.options.excludePreviousResource ? intent.replacesResourceId : nil))
             guard isCurrent(id, recording.cname) else { return nil }
             intent.phase = .start
             intent.resourceId = acquired.resourceId
@@ -889,16 +883,20 @@ public actor Supervisor {
         ])
     }
 
-    private func acquireBody(recording: Recording, intent: Intent) -> [UInt8] {
+    /// The acquire clientRequest: the recording's extra members, Agora's defaults, and the
+    /// resource to stay away from (added to any `excludeResourceIds` the backend gave).
+    private func acquireBody(recording: Recording, excluding resourceId: String?) -> [UInt8] {
         var request = JSONObject()
+        var excluded: [JSONValue] = []
         if let extra = recording.acquireRequest, let object = (try? JSONValue.parse(extra))?.objectValue {
-            for member in object { request.append(member.key, member.value) }
+            for member in object {
+                if member.key == "excludeResourceIds" { excluded = member.value.arrayValue ?? [] } else { request.append(member.key, member.value) }
+            }
         }
         if request["scene"] == nil { request.append("scene", .int(recording.mode == .web ? 1 : 0)) }
         if request["resourceExpiredHour"] == nil { request.append("resourceExpiredHour", 24) }
-        if recording.options.excludePreviousResource, let previous = intent.replacesResourceId, !previous.isEmpty {
-            request.append("excludeResourceIds", .array([.string(previous)]))
-        }
+        if let resourceId, !resourceId.isEmpty { excluded.append(.string(resourceId)) }
+        if !excluded.isEmpty { request.append("excludeResourceIds", .array(excluded)) }
         return JSONValue.object(request).jsonBytes()
     }
 
@@ -925,17 +923,10 @@ public actor Supervisor {
             guard !halted, !Task.isCancelled, let client, let recording = try? await readRecording(cname), recording.wanted,
                   recording.options.backupTask, recording.assurance == nil, let uid = recording.assuranceUid,
                   let main = recording.current else { return }
-            var request = JSONObject()
-            if let extra = recording.acquireRequest, let object = (try? JSONValue.parse(extra))?.objectValue {
-                for member in object where member.key != "excludeResourceIds" { request.append(member.key, member.value) }
-            }
-            if request["scene"] == nil { request.append("scene", .int(recording.mode == .web ? 1 : 0)) }
-            if request["resourceExpiredHour"] == nil { request.append("resourceExpiredHour", 24) }
-            if !main.resourceId.isEmpty { request.append("excludeResourceIds", .array([.string(main.resourceId)])) }
             let failure: AgoraAPIError
             do {
                 let acquired = try await client.acquire(appId: recording.appId, cname: cname, uid: uid,
-                                                        clientRequest: JSONValue.object(request).jsonBytes())
+                                                        clientRequest: acquireBody(recording: recording, excluding: main.resourceId))
                 let started = try await client.start(appId: recording.appId, resourceId: acquired.resourceId, mode: recording.mode,
                                                      cname: cname, uid: uid, clientRequest: Array(recording.clientRequest.utf8))
                 await tookAssurance(cname: cname, sid: started.sid, resourceId: started.resourceId, uid: uid, excluded: main.resourceId)

@@ -1,5 +1,4 @@
 import EventStore
-import Foundation
 import NCS
 
 /// The receiver's own events (`ncsreceiver.*`), in the same CloudEvents shape as Agora's, so
@@ -11,7 +10,7 @@ struct SupervisorEventBuilder: Sendable {
         var event = JSONObject()
         event.append("specversion", "1.0")
         event.append("id", .string(dedupKey))
-        event.append("source", .string("ncs-receiver/\(Self.percentEncoded(receiverName))/supervisor"))
+        event.append("source", .string("ncs-receiver/\(EventNormalizer.percentEncode(receiverName))/supervisor"))
         event.append("type", .string(type))
         if let time = RFC3339.format(ms: nowMs) { event.append("time", .string(time)) }
         if let sid { event.append("subject", .string("\(cname)/\(sid)")) }
@@ -23,12 +22,6 @@ struct SupervisorEventBuilder: Sendable {
         event.append("data", .object(body))
         return EventRecord(dedupKeys: [dedupKey], type: type, eventType: nil, cname: cname, sid: sid, timeMs: nowMs,
                            receivedMs: nowMs, body: JSONValue.object(event).jsonBytes())
-    }
-
-    static func percentEncoded(_ string: String) -> String {
-        var allowed = CharacterSet.alphanumerics
-        allowed.insert(charactersIn: "-._~")
-        return string.addingPercentEncoding(withAllowedCharacters: allowed) ?? string
     }
 }
 
