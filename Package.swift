@@ -25,11 +25,13 @@ let package = Package(
         .target(name: "HTTPCore"),
         // The few C declarations Swift's Glibc module hides (accept4 needs _GNU_SOURCE).
         .target(name: "CSystemShims"),
+        // Debian's OpenSSL (libssl-dev) for native TLS on the public listener.
+        .systemLibrary(name: "COpenSSL", pkgConfig: "openssl", providers: [.apt(["libssl-dev"])]),
         // Non-blocking POSIX sockets driven by Dispatch, connections, limits, timeouts, router.
         .target(
             name: "HTTPServer",
             dependencies: [
-                "HTTPCore", "CSystemShims",
+                "HTTPCore", "CSystemShims", "COpenSSL",
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
@@ -105,10 +107,10 @@ let package = Package(
         // Shared test support: fixture loader, raw-bytes loopback client, process handles.
         .target(
             name: "ReceiverTesting",
-            dependencies: ["HTTPCore", "EventStore", .product(name: "Logging", package: "swift-log")]
+            dependencies: ["HTTPCore", "EventStore", "COpenSSL", .product(name: "Logging", package: "swift-log")]
         ),
         .testTarget(name: "HTTPCoreTests", dependencies: ["HTTPCore", "ReceiverTesting"]),
-        .testTarget(name: "HTTPServerTests", dependencies: ["HTTPServer", "ReceiverTesting"]),
+        .testTarget(name: "HTTPServerTests", dependencies: ["HTTPServer", "ReceiverTesting", "COpenSSL"]),
         .testTarget(name: "NCSTests", dependencies: ["NCS", "ReceiverTesting"]),
         .testTarget(name: "EventStoreTests", dependencies: ["EventStore", "ReceiverTesting"]),
         .testTarget(name: "SupervisorTests", dependencies: [

@@ -4,10 +4,13 @@
 # passed to `serve`; secrets come from the environment (NCS_SECRETS, NCS_ADMIN_TOKEN).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-if ! dpkg -s libsqlite3-dev >/dev/null 2>&1; then
+missing=()
+dpkg -s libsqlite3-dev >/dev/null 2>&1 || missing+=(libsqlite3-dev)  # the SQLite store (GRDB)
+dpkg -s libssl-dev >/dev/null 2>&1 || missing+=(libssl-dev)          # native TLS (OpenSSL)
+if [ ${#missing[@]} -gt 0 ]; then
     if [ "$(id -u)" = 0 ]; then sudo=""; else sudo=sudo; fi
     $sudo apt-get update -qq
-    $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq libsqlite3-dev >/dev/null
+    $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
 fi
 swift build -c release --product ncs-receiver
 exec .build/release/ncs-receiver serve "$@"

@@ -1,5 +1,6 @@
 import Dispatch
 import HTTPCore
+import Logging
 import Synchronization
 #if canImport(Glibc)
 import Glibc
@@ -95,6 +96,10 @@ final class HTTPConnection: @unchecked Sendable {
     private var peerShutWrite = false
     private var draining = false
     private var stream: HTTPStreamWriter.State?
+    /// Set on a TLS listener: bytes go through OpenSSL, which reads and writes the socket.
+    private var tls: TLSSession?
+    /// OpenSSL needs the socket writable before it can go on reading (a TLS 1.3 key update).
+    private var tlsReadWantsWritable = false
 
     init(id: Int, fd: Int32, peer: SocketAddress?, loop: IOLoop, server: HTTPServer) {
         self.id = id
@@ -119,6 +124,15 @@ final class HTTPConnection: @unchecked Sendable {
         // it sends anything: an idle socket from a slowloris costs a descriptor until then.
         phase = .head
         deadline = now() + settings.headerTimeout
+        if let context = configuration.tls {
+            guard let session = context.makeSession(fd: fd) else {
+                Glibc.close(fd)
+                server.connectionClosed()
+                phase = .closed
+                return
+            }
+            tls = session
+        }
         if !loop.register(self) {
             close()
         }
@@ -130,6 +144,8 @@ final class HTTPConnection: @unchecked Sendable {
         phase = .closed
         deadline = 0
         loop.unregister(self)
+        tls?.sendCloseNotify()
+        tls = nil
         Glibc.close(fd)
         pending = []
         outbound = []
@@ -183,6 +199,10 @@ final class HTTPConnection: @unchecked Sendable {
             if hangup { close() }
             return
         }
+        if let tls, phase != .lingering {
+            readTLS(tls)
+            return
+        }
         let buffer = loop.readBuffer
         let count = read(fd, buffer.baseAddress, buffer.count)
         if count > 0 {
@@ -194,6 +214,79 @@ final class HTTPConnection: @unchecked Sendable {
             if error == EAGAIN || error == EWOULDBLOCK || error == EINTR { return }
             close()  // ECONNRESET and friends: the client is gone.
         }
+    }
+
+    // MARK: - TLS
+
+    /// One readiness event's worth: the handshake's next step, or one socket read's records,
+    /// plus whatever plaintext OpenSSL already holds (the socket will not signal that again).
+    private func readTLS(_ tls: TLSSession) {
+        if !tls.isEstablished {
+            guard tlsHandshake(tls) else { return }
+        }
+        repeat {
+            switch tls.read(into: loop.readBuffer) {
+            case .done(let count):
+                received(UnsafeRawBufferPointer(rebasing: loop.readBuffer[..<count]))
+            case .wantRead:
+                return
+            case .wantWrite:
+                tlsReadWantsWritable = true
+                setInterest(interest.union(.write))
+                return
+            case .closed:
+                peerClosedWriteSide()
+                return
+            case .failed(let reason):
+                server.logger.debug("TLS read failed", metadata: ["reason": "\(reason)", "connection": "\(id)"])
+                close()
+                return
+            }
+        } while tls.hasBufferedInput && !readSuspended && phase != .closed && phase != .lingering
+    }
+
+    /// Returns true once the handshake is done and application data may follow.
+    private func tlsHandshake(_ tls: TLSSession) -> Bool {
+        if !tlsHandshakeStarted {
+            tlsHandshakeStarted = true
+            if refusePlainHTTP() { return false }
+        }
+        switch tls.handshake() {
+        case .done:
+            stopWaitingForWritable()
+            return true
+        case .wantRead:
+            stopWaitingForWritable()
+        case .wantWrite:
+            setInterest(interest.union(.write))
+        case .closed:
+            close()
+        case .failed(let reason):
+            // Scanners, old clients, clients that distrust the certificate: counted, not kept.
+            server.logger.debug("TLS handshake failed", metadata: [
+                "reason": "\(reason)", "peer": "\(peer.map { "\($0)" } ?? "-")",
+            ])
+            server.recordProtocolError(code: "tls_handshake_failed", peer: peer)
+            close()
+        }
+        return false
+    }
+
+    private var tlsHandshakeStarted = false
+
+    /// A plain HTTP request sent to the TLS port (an `http://` URL by mistake) gets a readable
+    /// 400 in plain HTTP, as nginx does, instead of a handshake failure the sender cannot read.
+    /// A TLS connection starts with a handshake record (0x16); a request starts with a letter.
+    private func refusePlainHTTP() -> Bool {
+        var first: UInt8 = 0
+        guard recv(fd, &first, 1, Int32(MSG_PEEK)) == 1, (UInt8(ascii: "A")...UInt8(ascii: "Z")).contains(first) else {
+            return false
+        }
+        tls = nil
+        phase = .head
+        respondWithError(status: 400, code: "plain_http_to_https_port",
+                         message: "this listener speaks HTTPS only: send the request to an https:// URL")
+        return true
     }
 
     private func received(_ bytes: UnsafeRawBufferPointer) {
@@ -232,6 +325,10 @@ final class HTTPConnection: @unchecked Sendable {
     private func resumeReading() {
         guard !peerShutWrite else { return }
         setInterest(interest.union(.read))
+        // Records OpenSSL already read from the socket will not make it readable again.
+        if let tls, tls.isEstablished, tls.hasBufferedInput {
+            loop.queue.async { [self] in readable(hangup: false) }
+        }
     }
 
     /// Parses as many requests as the buffered bytes allow, handing each to the handler in turn.
@@ -427,6 +524,10 @@ final class HTTPConnection: @unchecked Sendable {
 
     private func flush() {
         while outboundOffset < outbound.count {
+            if let tls {
+                guard flushTLS(tls) else { return }
+                continue
+            }
             let written = outbound.withUnsafeBytes { buffer in
                 send(fd, buffer.baseAddress! + outboundOffset, buffer.count - outboundOffset, Int32(MSG_NOSIGNAL))
             }
@@ -450,6 +551,27 @@ final class HTTPConnection: @unchecked Sendable {
         drained()
     }
 
+    /// Writes the next part of `outbound` through TLS; false when flushing must stop (blocked
+    /// or closed).
+    private func flushTLS(_ tls: TLSSession) -> Bool {
+        let result = outbound.withUnsafeBytes { buffer in
+            tls.write(buffer.baseAddress! + outboundOffset, count: buffer.count - outboundOffset)
+        }
+        switch result {
+        case .done(let written):
+            outboundOffset += written
+            return true
+        case .wantWrite:
+            waitUntilWritable()
+            stream?.unsentBytes.store(outbound.count - outboundOffset, ordering: .relaxed)
+            return false
+        case .wantRead, .closed, .failed:
+            // Renegotiation is off, so a write never waits for input: the peer is gone.
+            close()
+            return false
+        }
+    }
+
     private func waitUntilWritable() {
         deadline = now() + settings.writeTimeout
         setInterest(interest.union(.write))
@@ -457,6 +579,13 @@ final class HTTPConnection: @unchecked Sendable {
 
     func writable() {
         guard phase != .closed, interest.contains(.write) else { return }
+        if let tls, !tls.isEstablished || tlsReadWantsWritable {
+            // The handshake's flight, or a read that had to answer (a key update), goes on.
+            tlsReadWantsWritable = false
+            if outboundOffset == outbound.count { stopWaitingForWritable() }
+            readable(hangup: false)
+            return
+        }
         deadline = now() + settings.writeTimeout
         flush()
     }
@@ -501,6 +630,7 @@ final class HTTPConnection: @unchecked Sendable {
     /// destroy the response before the client reads it.
     private func startLingering() {
         guard phase != .closed else { return }
+        tls?.sendCloseNotify()
         shutdown(fd, Int32(SHUT_WR))
         if peerShutWrite {
             close()

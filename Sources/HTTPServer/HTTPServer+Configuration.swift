@@ -37,6 +37,8 @@ extension HTTPServer {
         /// Gives every request an id: a sane incoming `X-Request-Id` (1–128 of `A-Za-z0-9._:-`),
         /// else one made here; sent back in `X-Request-Id` and offered as ``HTTPResponder/requestID``.
         public var requestIDs: Bool = false
+        /// Serve HTTPS with this identity (TLS 1.2 and 1.3); nil for plain HTTP.
+        public var tls: TLSContext?
 
         public init(
             host: String = "0.0.0.0",

@@ -1,3 +1,4 @@
+import COpenSSL
 import Foundation
 import HTTPCore
 #if canImport(Glibc)
@@ -5,14 +6,43 @@ import Glibc
 #endif
 
 /// A blocking loopback client that sends exact bytes and reads exact bytes, for tests that must
-/// see what goes over the wire (framing, pipelining, half-close, resets).
+/// see what goes over the wire (framing, pipelining, half-close, resets), in plain TCP or TLS.
 public final class RawHTTPClient {
     public let fd: Int32
     private var buffered: [UInt8] = []
+    private var tls: TLSClient?
+
+    /// How a TLS client connects: what it trusts and which versions it offers.
+    public struct TLSOptions: Sendable {
+        /// PEM file of the certificates to trust (the test's own); the peer is always verified.
+        public var trustedCertificates: String
+        public var minimumVersion: Int32 = TLS1_2_VERSION
+        public var maximumVersion: Int32 = TLS1_3_VERSION
+
+        public init(trustedCertificates: String, minimumVersion: Int32 = TLS1_2_VERSION, maximumVersion: Int32 = TLS1_3_VERSION) {
+            self.trustedCertificates = trustedCertificates
+            self.minimumVersion = minimumVersion
+            self.maximumVersion = maximumVersion
+        }
+    }
+
+    /// The TLS version negotiated ("TLSv1.3"), nil without TLS.
+    public var tlsVersion: String? { tls?.version }
+    /// SHA-256 of the certificate the server presented (lowercase hex), nil without TLS.
+    public var tlsPeerCertificateSHA256: String? { tls?.peerCertificateSHA256 }
+    /// The ALPN protocol agreed, if any.
+    public var tlsALPN: String? { tls?.alpn }
 
     public struct Error: Swift.Error, CustomStringConvertible {
         public var description: String
         public init(_ description: String) { self.description = description }
+    }
+
+    /// Connects to `host:port` (IPv4 or IPv6 literal) with a receive timeout; with `tls`, also
+    /// completes a TLS handshake that verifies the server's certificate for `host`.
+    public convenience init(host: String = "127.0.0.1", port: Int, timeout: Double = 5, tls options: TLSOptions) throws {
+        try self.init(host: host, port: port, timeout: timeout)
+        tls = try TLSClient(fd: fd, host: host, options: options)
     }
 
     /// Connects to `host:port` (IPv4 or IPv6 literal) with a receive timeout.
@@ -56,7 +86,10 @@ public final class RawHTTPClient {
     public func send(_ bytes: [UInt8]) throws {
         var offset = 0
         while offset < bytes.count {
-            let n = bytes.withUnsafeBytes { Glibc.send(fd, $0.baseAddress! + offset, bytes.count - offset, Int32(MSG_NOSIGNAL)) }
+            let n = bytes.withUnsafeBytes { buffer in
+                if let tls { return tls.write(buffer.baseAddress! + offset, count: bytes.count - offset) }
+                return Glibc.send(fd, buffer.baseAddress! + offset, bytes.count - offset, Int32(MSG_NOSIGNAL))
+            }
             guard n > 0 else { throw Error("send: errno \(errno)") }
             offset += n
         }
@@ -83,7 +116,10 @@ public final class RawHTTPClient {
     private func fill(atLeast count: Int) throws -> Bool {
         var chunk = [UInt8](repeating: 0, count: 65536)
         while buffered.count < count {
-            let n = chunk.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
+            let n = chunk.withUnsafeMutableBytes { buffer in
+                if let tls { return tls.read(into: buffer) }
+                return recv(fd, buffer.baseAddress, buffer.count, 0)
+            }
             if n > 0 { buffered.append(contentsOf: chunk[..<n]); continue }
             if n == 0 { return false }
             throw Error(errno == EAGAIN ? "timed out reading" : "recv: errno \(errno)")
@@ -210,5 +246,87 @@ public func blocking<T: Sendable>(_ body: @escaping @Sendable () throws -> T) as
     try await withCheckedThrowingContinuation { continuation in
         let thread = Thread { continuation.resume(with: Result { try body() }) }
         thread.start()
+    }
+}
+
+/// The client side of a TLS connection on a blocking socket (OpenSSL, as the server uses).
+private final class TLSClient {
+    private let context: OpaquePointer
+    private let ssl: OpaquePointer
+    let version: String
+    let peerCertificateSHA256: String?
+    let alpn: String?
+
+    init(fd: Int32, host: String, options: RawHTTPClient.TLSOptions) throws {
+        ERR_clear_error()
+        guard let context = SSL_CTX_new(TLS_client_method()) else { throw RawHTTPClient.Error("SSL_CTX_new failed") }
+        self.context = context
+        // Before SSL_new: a session copies its context's settings when it is made.
+        _ = ncs_ssl_ctx_set_protocol_range(context, options.minimumVersion, options.maximumVersion)
+        // Old versions need OpenSSL's lowest security level to be offered at all.
+        if options.maximumVersion < TLS1_2_VERSION { SSL_CTX_set_security_level(context, 0) }
+        let loaded = SSL_CTX_load_verify_locations(context, options.trustedCertificates, nil) == 1
+        guard let ssl = SSL_new(context) else {
+            SSL_CTX_free(context)
+            throw RawHTTPClient.Error("SSL_new failed")
+        }
+        self.ssl = ssl
+        guard loaded else { throw RawHTTPClient.Error("cannot load \(options.trustedCertificates): \(Self.reason())") }
+        SSL_set_verify(ssl, SSL_VERIFY_PEER, nil)
+        X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(ssl), host)
+        let protocols: [UInt8] = [2] + Array("h2".utf8) + [8] + Array("http/1.1".utf8)  // as curl offers
+        SSL_set_alpn_protos(ssl, protocols, UInt32(protocols.count))
+        SSL_set_fd(ssl, fd)
+        guard SSL_connect(ssl) == 1 else { throw RawHTTPClient.Error("TLS handshake failed: \(Self.reason())") }
+        version = String(cString: SSL_get_version(ssl))
+        if let certificate = SSL_get1_peer_certificate(ssl) {
+            var digest = [UInt8](repeating: 0, count: Int(EVP_MAX_MD_SIZE))
+            var length: UInt32 = 0
+            X509_digest(certificate, EVP_sha256(), &digest, &length)
+            X509_free(certificate)
+            peerCertificateSHA256 = digest.prefix(Int(length)).map { ($0 < 16 ? "0" : "") + String($0, radix: 16) }.joined()
+        } else {
+            peerCertificateSHA256 = nil
+        }
+        var selected: UnsafePointer<UInt8>?
+        var selectedLength: UInt32 = 0
+        SSL_get0_alpn_selected(ssl, &selected, &selectedLength)
+        alpn = selected.map { String(decoding: UnsafeBufferPointer(start: $0, count: Int(selectedLength)), as: UTF8.self) }
+    }
+
+    deinit {
+        SSL_free(ssl)
+        SSL_CTX_free(context)
+    }
+
+    func write(_ bytes: UnsafeRawPointer, count: Int) -> Int {
+        ERR_clear_error()
+        return Int(SSL_write(ssl, bytes, Int32(clamping: count)))
+    }
+
+    /// recv's contract: bytes read, 0 at the end, -1 with errno EAGAIN on the receive timeout.
+    func read(into buffer: UnsafeMutableRawBufferPointer) -> Int {
+        ERR_clear_error()
+        let result = SSL_read(ssl, buffer.baseAddress, Int32(clamping: buffer.count))
+        if result > 0 { return Int(result) }
+        switch SSL_get_error(ssl, result) {
+        case SSL_ERROR_ZERO_RETURN: return 0
+        case SSL_ERROR_SYSCALL where errno == 0: return 0
+        case SSL_ERROR_WANT_READ, SSL_ERROR_WANT_WRITE:
+            errno = EAGAIN
+            return -1
+        case SSL_ERROR_SYSCALL: return -1
+        default:
+            // OpenSSL 3 reports an EOF without close_notify as a protocol error.
+            return 0
+        }
+    }
+
+    private static func reason() -> String {
+        let code = ERR_get_error()
+        guard code != 0 else { return "errno \(errno)" }
+        var text = [CChar](repeating: 0, count: 256)
+        ERR_error_string_n(code, &text, text.count)
+        return String(decoding: text.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
     }
 }

@@ -11,6 +11,8 @@ final class TestServer: Sendable {
     let server: HTTPServer
     let port: Int
     let streamClosed = Counter()
+    /// The codes of requests and connections the server refused (``HTTPServer`` onProtocolError).
+    let protocolErrors: Recorded<String>
 
     init(_ configure: (inout HTTPServer.Configuration) -> Void = { _ in }, host: String = "127.0.0.1") throws {
         var configuration = HTTPServer.Configuration(host: host, port: 0, ioQueueCount: 2)
@@ -62,7 +64,11 @@ final class TestServer: Sendable {
                 } catch {}
             }
         }
-        server = HTTPServer(configuration: configuration, logger: Logger(label: "test"), handler: router.handler)
+        let protocolErrors = Recorded<String>()
+        self.protocolErrors = protocolErrors
+        server = HTTPServer(configuration: configuration, logger: Logger(label: "test"),
+                            onProtocolError: { code, _ in protocolErrors.append(code) },
+                            handler: router.handler)
         try server.start()
         port = server.localAddress!.port
     }
@@ -95,4 +101,10 @@ final class Counter: Sendable {
     private let storage = Atomic<Int>(0)
     func increment() { storage.add(1, ordering: .relaxed) }
     var value: Int { storage.load(ordering: .relaxed) }
+}
+
+final class Recorded<Value: Sendable>: Sendable {
+    private let storage = Mutex<[Value]>([])
+    func append(_ value: Value) { storage.withLock { $0.append(value) } }
+    var values: [Value] { storage.withLock { $0 } }
 }
