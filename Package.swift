@@ -83,7 +83,7 @@ let package = Package(
         .executableTarget(
             name: "ncs-receiver",
             dependencies: [
-                "ReceiverApp", "Simulator", "NCS", "Timing",
+                "ReceiverApp", "HTTPServer", "Simulator", "NCS", "Timing",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),

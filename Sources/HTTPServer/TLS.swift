@@ -67,7 +67,11 @@ public final class TLSContext: Sendable {
             throw TLSError.openSSL("reading the certificate chain \(certificatePath)")
         }
         guard SSL_CTX_use_PrivateKey_file(context, keyPath, SSL_FILETYPE_PEM) == 1 else {
-            throw TLSError.openSSL("reading the private key \(keyPath) (PEM, not encrypted)")
+            let reason = TLSSession.takeErrorReason() ?? "failed"
+            if reason.contains("key values mismatch") {
+                throw TLSError(description: "the private key \(keyPath) does not match the certificate \(certificatePath)")
+            }
+            throw TLSError(description: "reading the private key \(keyPath) (PEM, not encrypted): \(reason)")
         }
         guard SSL_CTX_check_private_key(context) == 1 else {
             throw TLSError.openSSL("the private key \(keyPath) does not match the certificate \(certificatePath)")

@@ -178,8 +178,10 @@ public struct ResolvedConfiguration: Sendable, CustomStringConvertible, CustomRe
     public var customMirror: Mirror { Mirror(reflecting: description) }
 
     /// The settings a reload applies: the files secrets are read from (secrets themselves come
-    /// from the environment, fixed at exec, or from these files).
-    public static let reloadable: Set<String> = ["secrets-file", "admin-token-file", "agora-customer-id-file", "agora-customer-secret-file"]
+    /// from the environment, fixed at exec, or from these files), and the TLS certificate and key.
+    public static let reloadable: Set<String> = [
+        "secrets-file", "admin-token-file", "agora-customer-id-file", "agora-customer-secret-file", "tls-certificate", "tls-key",
+    ]
 
     /// Settings other than secrets whose winning text differs from `other`'s and that a reload
     /// does not apply (they take a restart).

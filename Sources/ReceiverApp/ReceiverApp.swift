@@ -27,6 +27,8 @@ public final class ReceiverApp: Sendable {
     public let directory: SessionDirectory
     /// The secrets answered with now; a SIGHUP swaps them (Reload.swift).
     public let liveSecrets: LiveSecrets
+    /// The public listener's certificate when it speaks HTTPS; a SIGHUP reloads the files.
+    public let tls: TLSContext?
     private let logger: Logger
 
     public struct StartupError: Error, CustomStringConvertible {
@@ -37,9 +39,11 @@ public final class ReceiverApp: Sendable {
     public static func make(configuration: ReceiverConfiguration, logger: Logger) async throws -> ReceiverApp {
         let loaded: LoadedSecrets
         let agora: AgoraSetup
+        let tls: TLSContext?
         do {
             loaded = try loadSecrets(configuration)
             agora = try AgoraSetup(configuration: configuration)
+            tls = try configuration.loadTLS()
         } catch {
             throw StartupError(description: "\(error)")
         }
@@ -65,7 +69,11 @@ public final class ReceiverApp: Sendable {
         if configuration.timeScale != 1 {
             logger.warning("Agora time runs \(configuration.timeScale)x faster (--time-scale): for development and tests only")
         }
-        return ReceiverApp(configuration: configuration, store: store, secrets: secrets, adminToken: adminToken, agora: agora, logger: logger)
+        if let tls {
+            logger.notice("the public listener speaks HTTPS (TLS 1.2 and 1.3)", metadata: Self.metadata(of: tls.certificate))
+        }
+        return ReceiverApp(configuration: configuration, store: store, secrets: secrets, adminToken: adminToken, agora: agora,
+                           tls: tls, logger: logger)
     }
 
     /// What the supervisor needs to reach Agora.
@@ -90,9 +98,10 @@ public final class ReceiverApp: Sendable {
     }
 
     public init(configuration: ReceiverConfiguration, store: any EventStore, secrets: [String], adminToken: String?,
-                agora: AgoraSetup = AgoraSetup(credentials: nil), logger: Logger) {
+                agora: AgoraSetup = AgoraSetup(credentials: nil), tls: TLSContext? = nil, logger: Logger) {
         self.configuration = configuration
         self.store = store
+        self.tls = tls
         self.logger = logger
         let metrics = ReceiverMetrics()
         self.metrics = metrics
@@ -135,8 +144,10 @@ public final class ReceiverApp: Sendable {
         var publicLogger = logger
         publicLogger[metadataKey: "listener"] = "public"
         let quarantineStore = store
+        var publicConfiguration = Self.withRequestIDs(configuration.serverConfiguration(host: configuration.publicHost, port: configuration.publicPort))
+        publicConfiguration.tls = tls
         publicServer = HTTPServer(
-            configuration: Self.withRequestIDs(configuration.serverConfiguration(host: configuration.publicHost, port: configuration.publicPort)),
+            configuration: publicConfiguration,
             logger: publicLogger,
             onProtocolError: { code, peer in
                 metrics.protocolError(listener: "public", code: code)

@@ -11,6 +11,9 @@ public struct ReceiverConfiguration: Sendable {
     public var publicPort = 8080
     public var adminHost = "127.0.0.1"
     public var adminPort = 8081
+    /// PEM certificate chain and key: with both, the public listener speaks HTTPS only.
+    public var tlsCertificatePath: String?
+    public var tlsKeyPath: String?
     public var maxBodyBytes = 1 << 20
     public var maxHeaderBytes = 16 * 1024
     public var maxHeaderFields = 100
@@ -129,6 +132,26 @@ public struct ReceiverConfiguration: Sendable {
         return all
     }
 
+    /// The certificate and key paths, or nil for plain HTTP; one without the other is an error.
+    public func tlsFiles() throws(ConfigurationError) -> (certificate: String, key: String)? {
+        switch (tlsCertificatePath, tlsKeyPath) {
+        case (nil, nil): return nil
+        case (let certificate?, let key?): return (certificate, key)
+        case (nil, _): throw ConfigurationError(key: "tls-certificate", reason: "is missing while tls-key is set")
+        case (_, nil): throw ConfigurationError(key: "tls-key", reason: "is missing while tls-certificate is set")
+        }
+    }
+
+    /// Loads the configured certificate and key, or returns nil for plain HTTP.
+    public func loadTLS() throws(ConfigurationError) -> TLSContext? {
+        guard let files = try tlsFiles() else { return nil }
+        do {
+            return try TLSContext(certificatePath: files.certificate, keyPath: files.key)
+        } catch {
+            throw ConfigurationError(key: "tls-certificate", reason: error.description)
+        }
+    }
+
     public func loadAdminToken() throws(ConfigurationError) -> String? {
         if let adminTokenFile {
             guard let text = try? String(contentsOfFile: adminTokenFile, encoding: .utf8) else {
@@ -159,6 +182,8 @@ public struct ReceiverConfiguration: Sendable {
         return [
             .string("host", "NCS_HOST", "Public listener address (Agora posts callbacks here); IPv4 or IPv6 literal.", d.publicHost) { $0.publicHost = $1 },
             .int("port", "NCS_PORT", "Public listener port.", d.publicPort, range: 0...65535) { $0.publicPort = $1 },
+            .string("tls-certificate", "NCS_TLS_CERTIFICATE", "PEM certificate chain (leaf first) for HTTPS on the public listener (TLS 1.2 and 1.3); needs tls-key; reloaded on SIGHUP.", "") { $0.tlsCertificatePath = $1 },
+            .string("tls-key", "NCS_TLS_KEY", "PEM private key (not encrypted) of tls-certificate; reloaded on SIGHUP.", "") { $0.tlsKeyPath = $1 },
             .string("admin-host", "NCS_ADMIN_HOST", "Admin listener address (events, quarantine, readiness).", d.adminHost) { $0.adminHost = $1 },
             .int("admin-port", "NCS_ADMIN_PORT", "Admin listener port.", d.adminPort, range: 0...65535) { $0.adminPort = $1 },
             .int("max-body-bytes", "NCS_MAX_BODY_BYTES", "Largest request body accepted (413 beyond).", d.maxBodyBytes, range: 1...(64 << 20)) { $0.maxBodyBytes = $1 },

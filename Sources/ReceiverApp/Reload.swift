@@ -1,5 +1,6 @@
 import CloudRecordingAPI
 import Foundation
+import HTTPServer
 import Logging
 import NCS
 import Synchronization
@@ -60,6 +61,8 @@ extension ReceiverApp {
         public var agoraNeedsRestart = false
         /// Settings other than secrets that differ from the running ones; they take a restart.
         public var notApplied: [String] = []
+        /// The certificate new HTTPS connections get after the reload (nil: plain HTTP).
+        public var tlsCertificate: TLSContext.Certificate?
     }
 
     /// Swaps the secrets of the running receiver for those of `reloaded` (SIGHUP). Requests in
@@ -68,7 +71,8 @@ extension ReceiverApp {
     @discardableResult
     public func reload(_ reloaded: ReceiverConfiguration, notApplied: [String] = []) throws(ConfigurationError) -> ReloadReport {
         let new = try Self.loadSecrets(reloaded)
-        try reloadCertificates(reloaded)
+        var notApplied = notApplied
+        let certificate = try reloadCertificates(reloaded, notApplied: &notApplied)
         // Verification stays as it started: the policy, the receiver name and --insecure-no-verify
         // are not secrets and take a restart.
         let verifier = configuration.insecureNoVerify && new.ncs.isEmpty
@@ -89,22 +93,48 @@ extension ReceiverApp {
         report.agoraNeedsRestart = (old.agora == nil) != (new.agora == nil)
         report.agoraCredentialsChanged = old.agora != nil && new.agora != nil && old.agora != new.agora
         report.notApplied = notApplied
+        report.tlsCertificate = certificate
         var metadata: Logger.Metadata = [
             "ncs_secrets_added": "\(report.ncsAdded)", "ncs_secrets_removed": "\(report.ncsRemoved)",
             "ncs_secrets": "\(report.ncsTotal)",
             "admin_token": "\(report.adminTokenChanged ? "changed" : "unchanged")",
             "agora_credentials": "\(report.agoraNeedsRestart ? "restart needed" : report.agoraCredentialsChanged ? "changed" : "unchanged")",
         ]
+        if let certificate { metadata.merge(Self.metadata(of: certificate)) { $1 } }
         if !notApplied.isEmpty { metadata["restart_needed_for"] = "\(notApplied.joined(separator: ","))" }
         reloadLogger.notice("secrets reloaded", metadata: metadata)
         return report
     }
 
-    /// The reload hook for what else a SIGHUP renews. Native TLS plugs in here: load the
-    /// certificate and key the reloaded configuration names, and swap them into the public
-    /// listener so new connections get them while open ones keep theirs. Throwing refuses the
-    /// whole reload (the secrets are swapped after this returns).
-    func reloadCertificates(_ reloaded: ReceiverConfiguration) throws(ConfigurationError) {}
+    /// Loads the certificate and key the reloaded configuration names and serves them to new
+    /// connections; open ones keep the certificate they were accepted with. Throwing refuses the
+    /// whole reload (the secrets are swapped after this returns), so a half-copied key file
+    /// leaves everything as it was. HTTPS cannot be turned on or off without a restart.
+    func reloadCertificates(_ reloaded: ReceiverConfiguration, notApplied: inout [String]) throws(ConfigurationError) -> TLSContext.Certificate? {
+        let files = try reloaded.tlsFiles()
+        guard let tls else {
+            if files != nil { notApplied.append("tls-certificate") }
+            return nil
+        }
+        guard let files else {
+            notApplied.append("tls-certificate")
+            return tls.certificate
+        }
+        do {
+            return try tls.reload(certificatePath: files.certificate, keyPath: files.key)
+        } catch {
+            throw ConfigurationError(key: "tls-certificate", reason: error.description)
+        }
+    }
+
+    /// How logs name a certificate: enough to tell which one is served and when it expires.
+    static func metadata(of certificate: TLSContext.Certificate) -> Logger.Metadata {
+        [
+            "tls_subject": "\(certificate.subject)",
+            "tls_not_after": "\(Date(timeIntervalSince1970: Double(certificate.notAfterEpochSeconds)).ISO8601Format())",
+            "tls_sha256": "\(certificate.sha256Fingerprint)",
+        ]
+    }
 
     private var reloadLogger: Logger {
         var logger = Logger(label: "ncs-receiver")

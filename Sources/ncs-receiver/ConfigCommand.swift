@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import HTTPServer
 import ReceiverApp
 
 struct Config: ParsableCommand {
@@ -29,10 +30,12 @@ struct Config: ParsableCommand {
             let environment = ProcessInfo.processInfo.environment
             let resolved: ResolvedConfiguration
             let loaded: LoadedSecrets
+            let tls: TLSContext?
             do {
                 resolved = try ReceiverConfiguration.load(flags: serve.flagValues, environment: environment)
                 loaded = try ReceiverApp.loadSecrets(resolved.configuration)
                 _ = try resolved.configuration.agoraBaseURLList()
+                tls = try resolved.configuration.loadTLS()
             } catch {
                 if json {
                     print(Self.encode(Invalid(valid: false, error: "\(error)")))
@@ -40,7 +43,7 @@ struct Config: ParsableCommand {
                 FileHandle.standardError.write(Data("invalid configuration: \(error)\n".utf8))
                 throw ExitCode(78)  // EX_CONFIG
             }
-            let report = Report(resolved: resolved, loaded: loaded)
+            let report = Report(resolved: resolved, loaded: loaded, tls: tls?.certificate)
             if json {
                 print(Self.encode(report))
             } else {
@@ -65,8 +68,19 @@ struct Config: ParsableCommand {
                 var ncsSecrets: Int
                 var adminToken: String
                 var agoraCredentials: String
+                /// The certificate the public listener would serve; absent for plain HTTP.
+                var tlsCertificate: Certificate?
                 enum CodingKeys: String, CodingKey {
                     case ncsSecrets = "ncs_secrets", adminToken = "admin_token", agoraCredentials = "agora_credentials"
+                    case tlsCertificate = "tls_certificate"
+                }
+            }
+            struct Certificate: Encodable {
+                var subject: String
+                var notAfter: String
+                var sha256: String
+                enum CodingKeys: String, CodingKey {
+                    case subject, notAfter = "not_after", sha256
                 }
             }
             var valid = true
@@ -77,14 +91,19 @@ struct Config: ParsableCommand {
                 case valid, configFile = "config_file", settings, loaded
             }
 
-            init(resolved: ResolvedConfiguration, loaded: LoadedSecrets) {
+            init(resolved: ResolvedConfiguration, loaded: LoadedSecrets, tls: TLSContext.Certificate?) {
                 configFile = resolved.file?.path
                 settings = resolved.entries.map {
                     Setting(key: $0.setting.flag, environment: $0.setting.environment, value: $0.displayValue,
                             source: $0.source, secret: $0.setting.isSecret)
                 }
                 self.loaded = Loaded(ncsSecrets: Set(loaded.ncs).count, adminToken: loaded.adminToken == nil ? "[not set]" : "[set]",
-                                     agoraCredentials: loaded.agora == nil ? "[not set]" : "[set]")
+                                     agoraCredentials: loaded.agora == nil ? "[not set]" : "[set]",
+                                     tlsCertificate: tls.map {
+                                         Certificate(subject: $0.subject,
+                                                     notAfter: Date(timeIntervalSince1970: Double($0.notAfterEpochSeconds)).ISO8601Format(),
+                                                     sha256: $0.sha256Fingerprint)
+                                     })
             }
 
             var text: String {
@@ -101,6 +120,11 @@ struct Config: ParsableCommand {
                 }
                 lines.append("")
                 lines.append("loaded: \(loaded.ncsSecrets) NCS secret(s), admin token \(loaded.adminToken), Agora credentials \(loaded.agoraCredentials)")
+                if let certificate = loaded.tlsCertificate {
+                    lines.append("HTTPS on the public listener: \(certificate.subject), valid until \(certificate.notAfter), sha256 \(certificate.sha256)")
+                } else {
+                    lines.append("plain HTTP on the public listener (no tls-certificate): Agora needs HTTPS in front of it")
+                }
                 lines.append("configuration is valid")
                 return lines.joined(separator: "\n")
             }

@@ -20,13 +20,16 @@ struct Serve: AsyncParsableCommand {
 
         SIGTERM or SIGINT stops accepting, lets requests in flight finish (up to --drain-timeout), then exits.
         SIGHUP re-reads the secrets (--secrets-file, the admin token file, the Agora credential files, \
-        and the configuration file's paths to them) without dropping connections.
+        and the configuration file's paths to them) and the TLS certificate and key without dropping \
+        connections.
         """
     )
 
     @Option(name: .customLong("config"), help: .init("Configuration file (flat TOML, keys are flag names; no secrets). [env: NCS_CONFIG_FILE]", valueName: "path")) var config: String?
     @Option(help: .init(help(for: "host"), valueName: "address")) var host: String?
     @Option(help: .init(help(for: "port"), valueName: "port")) var port: Int?
+    @Option(name: .customLong("tls-certificate"), help: .init(help(for: "tls-certificate"), valueName: "path")) var tlsCertificate: String?
+    @Option(name: .customLong("tls-key"), help: .init(help(for: "tls-key"), valueName: "path")) var tlsKey: String?
     @Option(name: .customLong("admin-host"), help: .init(help(for: "admin-host"), valueName: "address")) var adminHost: String?
     @Option(name: .customLong("admin-port"), help: .init(help(for: "admin-port"), valueName: "port")) var adminPort: Int?
     @Option(name: .customLong("max-body-bytes"), help: .init(help(for: "max-body-bytes"), valueName: "bytes")) var maxBodyBytes: Int?
@@ -75,6 +78,8 @@ struct Serve: AsyncParsableCommand {
         values["config"] = config
         values["host"] = host
         values["port"] = port.map(String.init)
+        values["tls-certificate"] = tlsCertificate
+        values["tls-key"] = tlsKey
         values["admin-host"] = adminHost
         values["admin-port"] = adminPort.map(String.init)
         values["max-body-bytes"] = maxBodyBytes.map(String.init)
