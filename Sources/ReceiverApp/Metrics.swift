@@ -3,6 +3,7 @@ import CoreMetrics
 import EventStore
 import Foundation
 import HTTPCore
+import HTTPServer
 import NCS
 import Prometheus
 import Supervisor
@@ -87,6 +88,17 @@ public final class ReceiverMetrics: Sendable {
         let table = RequestCounts(listener: listener, routes: routes)
         requestTables.withLock { $0.append(table) }
         return table
+    }
+
+    /// The certificate the public listener serves (at start and after each reload): alert on
+    /// `ncs_tls_certificate_expiry_timestamp_seconds - time() < 14 * 86400`. Made only with
+    /// HTTPS on, so a plain listener exports no expiry to alert on.
+    func tlsCertificateServed(_ certificate: TLSContext.Certificate) {
+        registry.makeGauge(
+            descriptor: Self.name("ncs_tls_certificate_expiry_timestamp", unit: "seconds",
+                                  help: "notAfter of the certificate the public listener serves, in seconds since 1970"),
+            labels: []
+        ).set(Double(certificate.notAfterEpochSeconds))
     }
 
     /// One POST /v1/ncs answered after `seconds` (request path: one histogram record).

@@ -105,6 +105,7 @@ public final class ReceiverApp: Sendable {
         self.logger = logger
         let metrics = ReceiverMetrics()
         self.metrics = metrics
+        if let tls { metrics.tlsCertificateServed(tls.certificate) }
         committer = GroupCommitter(store: store, onCommit: metrics.committed)
         hub = SubscriberHub()
         let clock = ScaledClock(speedup: configuration.timeScale)

@@ -121,7 +121,9 @@ extension ReceiverApp {
             return tls.certificate
         }
         do {
-            return try tls.reload(certificatePath: files.certificate, keyPath: files.key)
+            let certificate = try tls.reload(certificatePath: files.certificate, keyPath: files.key)
+            metrics.tlsCertificateServed(certificate)
+            return certificate
         } catch {
             throw ConfigurationError(key: "tls-certificate", reason: error.description)
         }

@@ -6,6 +6,8 @@ public struct TestCertificate: Sendable {
     public var keyPath: String
     /// SHA-256 of the DER certificate, lowercase hex: what a client sees of it.
     public var sha256: String
+    /// The certificate's notAfter, in seconds since 1970.
+    public var notAfterEpochSeconds: Int
 
     /// Writes `<name>.crt` and `<name>.key` (P-256, valid one day) into `folder`.
     public static func make(in folder: URL, name: String, commonName: String? = nil) throws -> TestCertificate {
@@ -19,8 +21,13 @@ public struct TestCertificate: Sendable {
         let fingerprint = try run(["x509", "-in", certificate, "-noout", "-fingerprint", "-sha256"])
         // "sha256 Fingerprint=AB:CD:…"
         let hex = fingerprint.split(separator: "=").last.map { $0.replacingOccurrences(of: ":", with: "") } ?? ""
+        // "notAfter=2026-11-27 13:48:09Z"
+        let end = try run(["x509", "-in", certificate, "-noout", "-enddate", "-dateopt", "iso_8601"])
+        let endText = end.split(separator: "=").last.map { $0.trimmingCharacters(in: .whitespacesAndNewlines) } ?? ""
+        let notAfter = try Date(endText.replacingOccurrences(of: " ", with: "T"), strategy: .iso8601)
         return TestCertificate(certificatePath: certificate, keyPath: key,
-                               sha256: hex.trimmingCharacters(in: .whitespacesAndNewlines).lowercased())
+                               sha256: hex.trimmingCharacters(in: .whitespacesAndNewlines).lowercased(),
+                               notAfterEpochSeconds: Int(notAfter.timeIntervalSince1970))
     }
 
     /// Copies this certificate and key over `other`'s files, as a certificate renewal does.

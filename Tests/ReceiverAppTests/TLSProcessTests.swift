@@ -66,6 +66,9 @@ import Testing
                                  "\(base)/healthz"])
         #expect(old.status == 35, "\(old.output)")
 
+        let admin = try RawHTTPClient(port: process.adminPort)
+        #expect(try Self.expiryGauge(admin, token: token) == first.notAfterEpochSeconds)
+
         // A keep-alive connection opened before the renewal.
         let open = try RawHTTPClient(port: process.publicPort, tls: .init(trustedCertificates: first.certificatePath))
         #expect(open.tlsPeerCertificateSHA256 == first.sha256)
@@ -78,6 +81,7 @@ import Testing
         try second.install(over: first)
         try ConfigProcessTests.hangUp(process, count: 1)
         #expect(process.output.contains("tls_sha256=\(second.sha256)"))
+        #expect(try Self.expiryGauge(admin, token: token) == second.notAfterEpochSeconds)
 
         let renewed = try Self.curl(["--tlsv1.3", "--cacert", second.certificatePath, "--write-out", " %{http_code}", "\(base)/healthz"])
         #expect(renewed.output.hasSuffix(" 200"), "\(renewed.output)")
@@ -109,6 +113,14 @@ import Testing
         for line in keyMaterial { #expect(!process.output.contains(line), "private key material reached the log") }
         #expect(!process.output.contains(Self.secret))
         #expect(!process.output.contains(token))
+    }
+
+    /// `ncs_tls_certificate_expiry_timestamp_seconds` as /metrics shows it.
+    static func expiryGauge(_ admin: RawHTTPClient, token: String) throws -> Int? {
+        try admin.send(RawHTTPClient.request("GET", "/metrics", headers: [("Authorization", "Bearer \(token)")]))
+        let text = try admin.readResponse()?.bodyText ?? ""
+        let line = text.split(separator: "\n").first { $0.hasPrefix("ncs_tls_certificate_expiry_timestamp_seconds ") }
+        return line.flatMap { $0.split(separator: " ").last }.flatMap { Double($0) }.map { Int($0) }
     }
 
     @Test func serve_RefusesToStart_WithACertificateButNoKey_OrAKeyThatDoesNotMatch() throws {
