@@ -152,6 +152,9 @@ public final class ReceiverApp: Sendable {
             logger: publicLogger,
             onProtocolError: { code, peer in
                 metrics.protocolError(listener: "public", code: code)
+                // A failed TLS handshake carries no request to look at, and scanners fail thousands:
+                // kept, they would evict the refused callbacks operators need. Counted only.
+                guard code != "tls_handshake_failed" else { return }
                 // Refused at the HTTP layer (smuggling, limits, timeouts): kept for operators, the
                 // bytes themselves are not (they were never fully read).
                 let item = QuarantineItem(

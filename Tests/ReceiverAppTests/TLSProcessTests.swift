@@ -66,8 +66,24 @@ import Testing
                                  "\(base)/healthz"])
         #expect(old.status == 35, "\(old.output)")
 
+        // Plain HTTP to the HTTPS port: a readable refusal, kept for operators.
+        let plain = try Self.curl(["--write-out", " %{http_code}", "http://127.0.0.1:\(process.publicPort)/healthz"])
+        #expect(plain.output.contains("plain_http_to_https_port") && plain.output.hasSuffix(" 400"), "\(plain.output)")
+
         let admin = try RawHTTPClient(port: process.adminPort)
         #expect(try Self.expiryGauge(admin, token: token) == first.notAfterEpochSeconds)
+        // The refused handshake is counted, not quarantined; the plain request is both.
+        let authorization = [("Authorization", "Bearer \(token)")]
+        try admin.send(RawHTTPClient.request("GET", "/metrics", headers: authorization))
+        #expect(try admin.readResponse()?.bodyText.contains("code=\"tls_handshake_failed\"") == true)
+        var quarantine = ""
+        for _ in 0..<100 where !quarantine.contains("http_plain_http_to_https_port") {  // kept asynchronously
+            try admin.send(RawHTTPClient.request("GET", "/v1/quarantine", headers: authorization))
+            quarantine = try admin.readResponse()?.bodyText ?? ""
+            Thread.sleep(forTimeInterval: 0.02)
+        }
+        #expect(quarantine.contains("http_plain_http_to_https_port"), "\(quarantine)")
+        #expect(!quarantine.contains("tls_handshake_failed"), "\(quarantine)")
 
         // A keep-alive connection opened before the renewal.
         let open = try RawHTTPClient(port: process.publicPort, tls: .init(trustedCertificates: first.certificatePath))
