@@ -16,6 +16,9 @@
 #   SERVER_CMD="<cmd>"   benchmark this command instead of http-bench-server; `{port}` in it is
 #                        replaced by the port to listen on, else the port is appended
 #   SCRATCH_PATH=<dir>   swift build --scratch-path for http-bench-server (default .build)
+#   TLS=1                both servers speak HTTPS (TLS 1.3, one P-256 certificate made here);
+#                        wrk keeps its connections, so this measures TLS records, not handshakes.
+#                        SERVER_CMD may use {cert} and {key}.
 #
 # Installs nothing except nginx and wrk when they are missing (apt-get, as root or with sudo).
 set -euo pipefail
@@ -107,6 +110,18 @@ to_ms() {
 median() { printf '%s\n' "$@" | sort -g | awk '{ a[NR] = $1 } END { if (NR % 2) print a[(NR + 1) / 2]; else printf "%.3f\n", (a[NR / 2] + a[NR / 2 + 1]) / 2 }'; }
 maximum() { printf '%s\n' "$@" | sort -g | tail -1; }
 
+# --- TLS ---------------------------------------------------------------------------------------
+scheme=http
+nginx_tls=""
+if [[ "${TLS:-0}" == 1 ]]; then
+    scheme=https
+    openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 1 -subj /CN=127.0.0.1 \
+        -addext subjectAltName=IP:127.0.0.1 -keyout "$work/tls.key" -out "$work/tls.crt" 2>/dev/null
+    chmod 644 "$work/tls.key"
+    export BENCH_TLS_CERTIFICATE="$work/tls.crt" BENCH_TLS_KEY="$work/tls.key"
+    nginx_tls="ssl_certificate $work/tls.crt; ssl_certificate_key $work/tls.key; ssl_protocols TLSv1.2 TLSv1.3;"
+fi
+
 # --- wrk script --------------------------------------------------------------------------------
 if [[ -z "${WRK_SCRIPT:-}" ]]; then
     WRK_SCRIPT="$work/post.lua"
@@ -130,6 +145,8 @@ if [[ -z "${SERVER_CMD:-}" ]]; then
     ours_label="http-bench-server"
 else
     if [[ "$SERVER_CMD" == *"{port}"* ]]; then ours_cmd="${SERVER_CMD//\{port\}/$ours_port}"; else ours_cmd="$SERVER_CMD $ours_port"; fi
+    ours_cmd="${ours_cmd//\{cert\}/$work/tls.crt}"
+    ours_cmd="${ours_cmd//\{key\}/$work/tls.key}"
     ours_label="SERVER_CMD"
 fi
 echo "== starting ours: $ours_cmd"
@@ -161,7 +178,8 @@ http {
     uwsgi_temp_path $work/nginx/uwsgi;
     scgi_temp_path $work/nginx/scgi;
     server {
-        listen 127.0.0.1:$nginx_port;
+        listen 127.0.0.1:$nginx_port${nginx_tls:+ ssl};
+        $nginx_tls
         location / {
             default_type application/json;
             return 200 '{"ok":true}';
@@ -178,7 +196,7 @@ nginx_workers() { pgrep -P "$nginx_pid" | tr '\n' ' '; }
 
 # Both must answer the request under test before anything is measured.
 for target in "$ours_port" "$nginx_port"; do
-    wrk -t1 -c1 -d1s -s "$WRK_SCRIPT" "http://127.0.0.1:$target$PATH_UNDER_TEST" > "$work/warm.txt" 2>&1 || true
+    wrk -t1 -c1 -d1s -s "$WRK_SCRIPT" "$scheme://127.0.0.1:$target$PATH_UNDER_TEST" > "$work/warm.txt" 2>&1 || true
     if grep -q "Non-2xx" "$work/warm.txt"; then
         echo "warning: port $target answers non-2xx for $PATH_UNDER_TEST:" >&2
         grep "Non-2xx" "$work/warm.txt" >&2
@@ -194,7 +212,7 @@ run_round() {
     reset_peak "${watched[@]}"
     local out="$work/$name-$round.txt"
     wrk -t"$WRK_THREADS" -c"$CONNECTIONS" -d"${DURATION}s" --latency -s "$WRK_SCRIPT" \
-        "http://127.0.0.1:$port$PATH_UNDER_TEST" > "$out" 2>&1
+        "$scheme://127.0.0.1:$port$PATH_UNDER_TEST" > "$out" 2>&1
     local r l50 l99 bad
     r=$(awk '/^Requests\/sec:/ { print $2 }' "$out")
     l50=$(to_ms "$(awk '$1 == "50%" { print $2 }' "$out")")

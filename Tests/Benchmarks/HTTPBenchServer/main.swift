@@ -11,8 +11,14 @@ var router = Router()
 let ok: [UInt8] = Array("{\"ok\":true}".utf8)
 router.on("POST", "/v1/echo") { _ in .json(200, ok) }
 router.on("GET", "/healthz") { _ in .json(200, ok) }
+var configuration = HTTPServer.Configuration(host: "127.0.0.1", port: port, ioQueueCount: queues)
+// BENCH_TLS_CERTIFICATE and BENCH_TLS_KEY: serve HTTPS (http-bench.sh TLS=1).
+let environment = ProcessInfo.processInfo.environment
+if let certificate = environment["BENCH_TLS_CERTIFICATE"], let key = environment["BENCH_TLS_KEY"] {
+    configuration.tls = try TLSContext(certificatePath: certificate, keyPath: key)
+}
 let server = HTTPServer(
-    configuration: .init(host: "127.0.0.1", port: port, ioQueueCount: queues),
+    configuration: configuration,
     logger: Logger(label: "bench"),
     handler: router.handler
 )
