@@ -39,18 +39,10 @@ public struct TestCertificate: Sendable {
 
     @discardableResult
     private static func run(_ arguments: [String]) throws -> String {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        process.arguments = ["openssl"] + arguments
-        let output = Pipe()
-        process.standardOutput = output
-        process.standardError = FileHandle.nullDevice
-        try process.run()
-        let data = output.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        guard process.terminationStatus == 0 else {
-            throw RawHTTPClient.Error("openssl \(arguments.prefix(2).joined(separator: " ")) failed (\(process.terminationStatus))")
+        let run = try FinishedProcess.run(command: "openssl", arguments, stderr: false)
+        guard run.status == 0 else {
+            throw RawHTTPClient.Error("openssl \(arguments.prefix(2).joined(separator: " ")) failed (\(run.status))")
         }
-        return String(decoding: data, as: UTF8.self)
+        return run.output
     }
 }

@@ -7,24 +7,10 @@ import Testing
 /// the files are replaced and SIGHUP sent, new connections get the new certificate while an open
 /// keep-alive connection keeps working.
 @Suite(.serialized) struct TLSProcessTests {
-    struct Curl {
-        var status: Int32
-        var output: String
-    }
-
     /// Runs curl with `arguments` against the listener; its exit status says how TLS went
     /// (0 fine, 35 handshake refused, 60 certificate not trusted).
-    static func curl(_ arguments: [String]) throws -> Curl {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        process.arguments = ["curl", "--silent", "--show-error", "--max-time", "10"] + arguments
-        let pipe = Pipe()
-        process.standardOutput = pipe
-        process.standardError = pipe
-        try process.run()
-        let data = pipe.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        return Curl(status: process.terminationStatus, output: String(decoding: data, as: UTF8.self))
+    static func curl(_ arguments: [String]) throws -> FinishedProcess {
+        try FinishedProcess.run(command: "curl", ["--silent", "--show-error", "--max-time", "10"] + arguments)
     }
 
     static let secret = "tls-ncs-secret-\(UUID().uuidString)"

@@ -16,23 +16,8 @@ enum ReplayBinary {
         }
     }()
 
-    struct Run {
-        var status: Int32
-        var output: String
-    }
-
-    static func run(_ binary: URL, _ arguments: [String], environment: [String: String], timeout: TimeInterval = 60) throws -> Run {
-        let process = Process()
-        process.executableURL = binary
-        process.arguments = arguments
-        process.environment = environment.merging(["PATH": "/usr/bin:/bin"]) { a, _ in a }
-        let pipe = Pipe()
-        process.standardOutput = pipe
-        process.standardError = pipe
-        try process.run()
-        let data = pipe.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        return Run(status: process.terminationStatus, output: String(decoding: data, as: UTF8.self))
+    static func run(_ binary: URL, _ arguments: [String], environment: [String: String]) throws -> FinishedProcess {
+        try FinishedProcess.run(binary, arguments, environment: environment.merging(["PATH": "/usr/bin:/bin"]) { a, _ in a })
     }
 }
 
