@@ -325,7 +325,9 @@ final class HTTPConnection: @unchecked Sendable {
     private func resumeReading() {
         guard !peerShutWrite else { return }
         setInterest(interest.union(.read))
-        // Records OpenSSL already read from the socket will not make it readable again.
+        // Records OpenSSL already read from the socket will not make it readable again. (With
+        // OpenSSL's read-ahead off and a read buffer larger than a record, none are left over
+        // today; this keeps a later change to either from stalling a connection.)
         if let tls, tls.isEstablished, tls.hasBufferedInput {
             loop.queue.async { [self] in readable(hangup: false) }
         }

@@ -80,6 +80,27 @@ import Testing
         #expect(try client.readResponse()?.bodyText == "hello")
     }
 
+    /// More pipelined bytes than a connection reads ahead (one header section + 64 KiB): reading
+    /// stops mid-stream of TLS records and must resume after the answers, as in plain HTTP.
+    @Test func pipelinedBeyondTheReadAhead_IsServedWhole() throws {
+        let folder = try Folder()
+        let certificate = try TestCertificate.make(in: folder.url, name: "server")
+        let context = try TLSContext(certificatePath: certificate.certificatePath, keyPath: certificate.keyPath)
+        let server = try TestServer {
+            $0.tls = context
+            $0.maxRequestsPerConnection = 10_000
+        }
+        let client = try Self.client(server, trusting: certificate)
+        let count = 3000
+        let requests = (0..<count).map { get("/items/\($0)") }.joined()
+        #expect(requests.utf8.count > 16 * 1024 + 64 * 1024)
+        try client.send(requests)
+        for index in 0..<count {
+            let response = try #require(try client.readResponse())
+            #expect(response.bodyText == "{\"id\":\"\(index)\"}")
+        }
+    }
+
     @Test func reload_NewConnectionsGetTheNewCertificate_OpenKeepAliveConnectionsCarryOn() throws {
         let folder = try Folder()
         let first = try TestCertificate.make(in: folder.url, name: "first")
