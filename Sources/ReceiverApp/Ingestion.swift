@@ -7,9 +7,10 @@ import NCS
 import Supervisor
 import Synchronization
 
-/// The ingestion pipeline of one callback: verify ▶ decode ▶ classify ▶ normalize ▶ dedup +
-/// append (group commit) ▶ answer. Runs on the HTTP server's I/O queue up to the commit, which
-/// happens on the committer's task; the answer goes out when the event is durable.
+/// The ingestion pipeline of one callback: verify ▶ decode ▶ classify ▶ hand to the supervisor
+/// ▶ normalize ▶ dedup + append (group commit) ▶ answer. Runs on the HTTP server's I/O queue up
+/// to the commit, which happens on the committer's task; the answer goes out when the event is
+/// durable.
 public final class Ingestion: Sendable {
     public struct Settings: Sendable {
         /// nil means verification is off (`--insecure-no-verify`).
@@ -42,22 +43,23 @@ public final class Ingestion: Sendable {
     private let store: any EventStore
     private let logger: Logger
     public let statistics = IngestionStatistics()
-    /// Told about every event that was appended (not duplicates), after it is durable.
-    private let onAppended: (@Sendable (NCSNotification, Int64) -> Void)?
+    /// Told about every verified, decoded callback before its commit (resends and redundant
+    /// copies included): the supervisor acts on exits in parallel with the commit.
+    private let onDecoded: (@Sendable (NCSNotification) -> Void)?
     /// What is known of each sid's uids (started with, HA-migrated to), to classify sessions.
     private let directory: SessionDirectory
     /// Acknowledgement latency and events by type (nil: not measured).
     let metrics: ReceiverMetrics?
 
     public init(settings: Settings, store: any EventStore, committer: GroupCommitter, directory: SessionDirectory = SessionDirectory(),
-                logger: Logger, metrics: ReceiverMetrics? = nil, onAppended: (@Sendable (NCSNotification, Int64) -> Void)? = nil) {
+                logger: Logger, metrics: ReceiverMetrics? = nil, onDecoded: (@Sendable (NCSNotification) -> Void)? = nil) {
         self.metrics = metrics
         self.settings = Mutex(settings)
         self.directory = directory
         self.store = store
         self.committer = committer
         self.logger = logger
-        self.onAppended = onAppended
+        self.onDecoded = onDecoded
     }
 
     /// Replaces the secrets (SIGHUP reload, rotation) without dropping requests in flight.
@@ -132,6 +134,7 @@ public final class Ingestion: Sendable {
             sessionClass = SessionClassifier.classify(notification, knowledge: knowledge)
             migrations = knowledge?.failoverUids.count ?? 0
         }
+        onDecoded?(notification)
         let event = EventNormalizer.normalize(notification, receiverName: settings.receiverName, sessionClass: sessionClass, migrations: migrations)
         let keys = notification.dedupKeys
         let nowMs = Int64(Date().timeIntervalSince1970 * 1000)
@@ -146,7 +149,6 @@ public final class Ingestion: Sendable {
             body: event.jsonBytes()
         )
         let statistics = self.statistics
-        let onAppended = self.onAppended
         let logger = self.logger
         let metrics = self.metrics
         committer.submit(record) { result in
@@ -155,7 +157,6 @@ public final class Ingestion: Sendable {
                 statistics.appended.add(1, ordering: .relaxed)
                 metrics?.eventAppended(eventType: notification.eventType)
                 completion(.appended(offset: offset))
-                onAppended?(notification, offset)
             case .success(.duplicate(let offset, let key)):
                 let layer: DedupLayer = key == keys.transport ? .transport : .semantic
                 if layer == .transport { statistics.duplicateTransport.add(1, ordering: .relaxed) } else { statistics.duplicateSemantic.add(1, ordering: .relaxed) }

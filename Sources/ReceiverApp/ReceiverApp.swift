@@ -127,14 +127,16 @@ public final class ReceiverApp: Sendable {
                                                      receiverName: configuration.receiverName)
         supervisorSettings.concurrentTaskLimit = configuration.agoraConcurrentTaskLimit
         supervisorSettings.failpoint = agora.failpoint
-        supervisor = Supervisor(store: store, client: client, directory: directory, settings: supervisorSettings,
-                                clock: clock, logger: supervisorLogger)
+        let supervisor = Supervisor(store: store, client: client, directory: directory, settings: supervisorSettings,
+                                    clock: clock, logger: supervisorLogger)
+        self.supervisor = supervisor
         let verifier = configuration.insecureNoVerify && secrets.isEmpty
             ? nil
             : SignatureVerifier(secrets: secrets, policy: SignaturePolicy(rawValue: configuration.signaturePolicy) ?? .anyValid)
         ingestion = Ingestion(
             settings: .init(verifier: verifier, receiverName: configuration.receiverName),
-            store: store, committer: committer, directory: directory, logger: logger, metrics: metrics
+            store: store, committer: committer, directory: directory, logger: logger, metrics: metrics,
+            onDecoded: supervisor.callbackArrived
         )
 
         var publicRouter = Router()

@@ -12,9 +12,10 @@ import Glibc
 ///
 /// It consumes the event log (so it sees callbacks taken by any instance sharing the store),
 /// and on 11, 31 or 32 from the current recorder uid of the current sid of a wanted recording
-/// it claims that sid once in the store, then runs acquire ▶ start ▶ query. Every step is
-/// written as an intent before its call goes out, so a crash resumes the step instead of
-/// starting a second task, and every step becomes an `ncsreceiver.*` event in the log.
+/// it claims that sid once in the store, then runs acquire ▶ start ▶ query. Exits taken by this
+/// instance are also handed over by ingestion before their commit (``callbackArrived(_:)``).
+/// Every step is written as an intent before its call goes out, so a crash resumes the step
+/// instead of starting a second task, and every step becomes an `ncsreceiver.*` event in the log.
 public actor Supervisor {
     public struct Settings: Sendable {
         /// Names this process in claims and intents. Replicas sharing a PostgreSQL store need
@@ -82,6 +83,8 @@ public actor Supervisor {
     private var cursor: Int64 = 0
     private var cursorSaved: Int64 = 0
     private var halted = false
+    /// The registry, sessions and cursor are loaded: exits may be acted on as they arrive.
+    private var loaded = false
     private nonisolated let wake: AsyncStream<Void>.Continuation
     private let wakeups: AsyncStream<Void>
 
@@ -107,6 +110,7 @@ public actor Supervisor {
     public func run() async {
         do {
             try await loadState()
+            loaded = true
         } catch {
             logger.error("supervisor could not load its state; restarts are off until it can", metadata: ["error": "\(error)"])
         }
@@ -235,27 +239,65 @@ public actor Supervisor {
             await handleFailover(cname: cname, sid: sid, newUid: newUid, uid: uid)
         }
         if RestartRules.exitEventTypes.contains(eventType) {
-            await handleExit(cname: cname, sid: sid, uid: uid, eventType: eventType, offset: event.offset)
+            await handleExit(cname: cname, sid: sid, uid: uid, eventType: eventType, noticeId: data?["noticeId"]?.stringValue,
+                             source: .log(offset: event.offset))
         } else if let uid {
             await adoptIfUnknown(cname: cname, sid: sid, uid: uid)
         }
     }
 
-    private func handleExit(cname: String, sid: String, uid: String?, eventType: Int, offset: Int64) async {
+    // MARK: - Exits as they arrive
+
+    /// Ingestion hands over every verified, decoded callback here before committing it. An exit
+    /// that restarts a recording is acted on at once, so that the claim and intent commit beside
+    /// the event instead of after it and after the log read (issue 5: from the event 11 to the
+    /// acquire within 5 ms at p99). The claim is still durable before the acquire goes out.
+    ///
+    /// Only restarts are taken this way: skips, adoptions and the backup task's exits are left
+    /// to the log, which sees every event once (not resends and redundant copies) and in order.
+    /// The log also stays the safety net: it sees this event again once committed, or after a
+    /// crash from the saved cursor, and the claim makes that second look a no-op.
+    public nonisolated func callbackArrived(_ notification: NCSNotification) {
+        guard notification.isCloudRecording, RestartRules.exitEventTypes.contains(notification.eventType),
+              let cname = notification.payload.cname, let sid = notification.sid else { return }
+        let uid = notification.payload.uid
+        let eventType = notification.eventType
+        let noticeId = notification.noticeId
+        Task { await self.handleExit(cname: cname, sid: sid, uid: uid, eventType: eventType, noticeId: noticeId, source: .arriving) }
+    }
+
+    /// Where an exit event was seen.
+    private enum ExitSource {
+        /// Read from the log, at this offset.
+        case log(offset: Int64)
+        /// Handed over by ingestion before its commit (possibly a resend or a redundant copy).
+        case arriving
+    }
+
+    private func handleExit(cname: String, sid: String, uid: String?, eventType: Int, noticeId: String?, source: ExitSource) async {
+        let logged: Int64?
+        switch source {
+        case .log(let offset): logged = offset
+        case .arriving: logged = nil
+        }
+        // Before the state is loaded the directory may not know the sid's HA uids yet.
+        if logged == nil, !loaded || halted { return }
         guard var recording = try? await readRecording(cname) else { return }
         if recording.current == nil, let uid { // a task nobody told us about, ending
+            guard logged != nil else { return }
             await adoptIfUnknown(cname: cname, sid: sid, uid: uid)
             guard let refreshed = try? await readRecording(cname) else { return }
             recording = refreshed
         }
         if let assurance = recording.assurance, assurance.sid == sid {
+            guard logged != nil else { return }
             await handleAssuranceExit(recording: recording, sid: sid, uid: uid, eventType: eventType)
             return
         }
         let decision = RestartRules.onExit(recording: recording, sid: sid, uid: uid, knowledge: directory.knowledge(sid: sid))
         switch decision {
         case .skip(let reason):
-            guard recording.lineage.contains(where: { $0.sid == sid }) else { return }
+            guard let offset = logged, recording.lineage.contains(where: { $0.sid == sid }) else { return }
             if reason == "stopped_intentionally", recording.current?.sid == sid {
                 recording.endLineage(sid: sid, end: "stopped", nowMs: Self.wallMs())
                 recording.current = nil
@@ -266,13 +308,16 @@ public actor Supervisor {
                 "triggerOffset": .int(offset),
             ], key: "skip:\(sid):\(eventType):\(uid ?? "")")
         case .restart:
+            // Being replaced by this process already: the same exit seen the other way, its
+            // resend or redundant copy, or the 31/32 that follows an 11.
+            if operations[cname]?.replacesSid == sid { return }
             let key = "restart:\(sid)"
             let intent = Intent(
                 cname: cname, generation: recording.generation, reason: "event_\(eventType)", replacesSid: sid,
                 replacesResourceId: recording.current?.resourceId,
                 replacedMigrations: directory.knowledge(sid: sid)?.failoverUids.count ?? 0, phase: .acquire,
                 uid: recording.otherUid(than: directory.knowledge(sid: sid)?.startedUid ?? recording.current?.uid),
-                attempt: 0, logOffset: offset, owner: settings.instanceId, updatedMs: Self.wallMs()
+                attempt: 0, logOffset: logged ?? cursor, triggerId: noticeId, owner: settings.instanceId, updatedMs: Self.wallMs()
             )
             do {
                 guard !halted else { return }
@@ -280,9 +325,12 @@ public actor Supervisor {
                 let document = (Collections.intents, cname, Array(try JSONEncoder().encode(intent)))
                 if try await !store.claim(key, owner: settings.instanceId, document: document) {
                     // Claimed before: by another event or instance (nothing to do), or by this
-                    // instance before a crash that came ahead of its intent (resume it).
+                    // instance before a crash that came ahead of its intent (resume it). The
+                    // checks after the reads catch a restart of this sid that finished meanwhile
+                    // (it moved the current task on, or gave up and cleared it).
                     guard operations[cname] == nil, try await store.claimOwner(key) == settings.instanceId,
-                          try await store.getDocument(collection: Collections.intents, key: cname) == nil, !halted else { return }
+                          try await store.getDocument(collection: Collections.intents, key: cname) == nil, !halted,
+                          operations[cname] == nil, recordings[cname]?.current?.sid == sid else { return }
                     logger.notice("resuming a restart claimed before a crash", metadata: ["cname": "\(cname)", "sid": "\(sid)"])
                     try await saveIntent(intent)
                 }
@@ -513,9 +561,9 @@ public actor Supervisor {
         var intent = initial
         let cname = intent.cname
         if intent.attempt == 0 && intent.phase == .acquire {
-            emit(SupervisorEventType.requested, cname: cname, sid: intent.replacesSid, data: [
-                "reason": .string(intent.reason), "uid": .string(intent.uid), "triggerOffset": .int(intent.logOffset),
-            ])
+            var data: JSONObject = ["reason": .string(intent.reason), "uid": .string(intent.uid), "triggerOffset": .int(intent.logOffset)]
+            if let triggerId = intent.triggerId { data.append("triggerId", .string(triggerId)) }
+            emit(SupervisorEventType.requested, cname: cname, sid: intent.replacesSid, data: data)
         }
         defer { finishOperation(id, cname) }
         // The launcher wrote `initial`; every later change is written here, before the step
