@@ -127,6 +127,7 @@ public final class ReceiverApp: Sendable {
                                                      receiverName: configuration.receiverName)
         supervisorSettings.concurrentTaskLimit = configuration.agoraConcurrentTaskLimit
         supervisorSettings.failpoint = agora.failpoint
+        supervisorSettings.sharedStore = store is PostgresEventStore
         let supervisor = Supervisor(store: store, client: client, directory: directory, settings: supervisorSettings,
                                     clock: clock, logger: supervisorLogger)
         self.supervisor = supervisor

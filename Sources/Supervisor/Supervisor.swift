@@ -42,6 +42,10 @@ public actor Supervisor {
         public var watchdogWindow: Duration = .seconds(10)
         /// Test-only crash point (`NCS_TEST_FAILPOINT`): the process kills itself there.
         public var failpoint: Failpoint?
+        /// Other instances write the same store (PostgreSQL). When false, this process's copy
+        /// of the recordings registry is the store's, and an exit arriving from ingestion is
+        /// decided on it without a read.
+        public var sharedStore = false
 
         public init(instanceId: String, receiverName: String) {
             self.instanceId = instanceId
@@ -282,7 +286,15 @@ public actor Supervisor {
         }
         // Before the state is loaded the directory may not know the sid's HA uids yet.
         if logged == nil, !loaded || halted { return }
-        guard var recording = try? await readRecording(cname) else { return }
+        // The read would be the slowest step before the claim; the copy is exact when only this
+        // process writes the registry (every save goes through it first).
+        let known: Recording?
+        if logged == nil, !settings.sharedStore, let cached = recordings[cname] {
+            known = cached
+        } else {
+            known = try? await readRecording(cname)
+        }
+        guard var recording = known else { return }
         if recording.current == nil, let uid { // a task nobody told us about, ending
             guard logged != nil else { return }
             await adoptIfUnknown(cname: cname, sid: sid, uid: uid)
