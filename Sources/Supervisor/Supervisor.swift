@@ -310,6 +310,11 @@ public actor Supervisor {
         switch decision {
         case .skip(let reason):
             guard let offset = logged, recording.lineage.contains(where: { $0.sid == sid }) else { return }
+            // The exit that restarted this sid (or its 31/32), read from the log after the
+            // restart, started as it arrived, already took over: not news.
+            if reason == "not_current_sid", recording.lineage.contains(where: { $0.replacesSid == sid && $0.reason.hasPrefix("event_") }) {
+                return
+            }
             if reason == "stopped_intentionally", recording.current?.sid == sid {
                 recording.endLineage(sid: sid, end: "stopped", nowMs: Self.wallMs())
                 recording.current = nil

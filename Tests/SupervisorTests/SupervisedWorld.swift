@@ -112,6 +112,11 @@ final class SupervisedWorld: Sendable {
 
     struct Down: Error {}
 
+    /// Posts a callback body the way Agora would; returns the status ingestion answered.
+    func deliver(_ body: String) async -> Int {
+        await route.deliver(Array(body.utf8))
+    }
+
     func register(_ body: String, cname: String) async throws -> Recording {
         let request = try RecordingRequest.parse(cname: cname, body: Array(body.utf8))
         guard let supervisor else { throw Down() }
