@@ -187,7 +187,7 @@ struct Intent: Codable, Sendable, Equatable {
     var startedMs: Int64?
     /// The log head when the intent was made: adoption looks for the task's events after it.
     /// For a restart on an exit event: the event's offset, or (acted on as it arrived, before
-    /// its commit) the last offset the supervisor had read, which is before it.
+    /// its commit) the newest offset the store had announced when the restart was decided.
     var logOffset: Int64
     /// The id (noticeId) of the exit callback that triggered a restart.
     var triggerId: String? = nil

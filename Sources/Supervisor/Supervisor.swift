@@ -3,6 +3,7 @@ import EventStore
 import Foundation
 import Logging
 import NCS
+import Synchronization
 import Timing
 #if canImport(Glibc)
 import Glibc
@@ -90,6 +91,10 @@ public actor Supervisor {
     /// The registry, sessions and cursor are loaded: exits may be acted on as they arrive.
     private var loaded = false
     private nonisolated let wake: AsyncStream<Void>.Continuation
+    /// The newest offset the store announced. A restart decided on an arriving exit records it
+    /// as the intent's log offset: the new task's events can only come after it, and the log
+    /// cursor can lag far behind (after a restart of the receiver most of all).
+    private nonisolated let announcedHead = AnnouncedHead()
     private let wakeups: AsyncStream<Void>
 
     public init(store: any EventStore, client: CloudRecordingClient?, directory: SessionDirectory, settings: Settings,
@@ -104,7 +109,11 @@ public actor Supervisor {
         self.emitter = EventEmitter(store: store, logger: logger)
         (wakeups, wake) = AsyncStream.makeStream(of: Void.self, bufferingPolicy: .bufferingNewest(1))
         let wake = self.wake
-        store.observeAppends { _ in wake.yield() }
+        let announcedHead = self.announcedHead
+        store.observeAppends { head in
+            announcedHead.advance(to: head)
+            wake.yield()
+        }
     }
 
     // MARK: - Life
@@ -334,7 +343,8 @@ public actor Supervisor {
                 replacesResourceId: recording.current?.resourceId,
                 replacedMigrations: directory.knowledge(sid: sid)?.failoverUids.count ?? 0, phase: .acquire,
                 uid: recording.otherUid(than: directory.knowledge(sid: sid)?.startedUid ?? recording.current?.uid),
-                attempt: 0, logOffset: logged ?? cursor, triggerId: noticeId, owner: settings.instanceId, updatedMs: Self.wallMs()
+                attempt: 0, logOffset: logged ?? max(cursor, announcedHead.offset), triggerId: noticeId,
+                owner: settings.instanceId, updatedMs: Self.wallMs()
             )
             do {
                 guard !halted else { return }
@@ -1208,6 +1218,17 @@ public actor Supervisor {
     }
 
     static func wallMs() -> Int64 { Int64(Date().timeIntervalSince1970 * 1000) }
+}
+
+/// The highest offset the store announced, readable without waiting.
+final class AnnouncedHead: Sendable {
+    private let value = Mutex<Int64>(0)
+
+    func advance(to head: Int64) {
+        value.withLock { $0 = max($0, head) }
+    }
+
+    var offset: Int64 { value.withLock { $0 } }
 }
 
 /// Appends the supervisor's events in the order they were made, off the caller's path.
