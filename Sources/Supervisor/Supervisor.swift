@@ -80,6 +80,11 @@ public actor Supervisor {
         var replacesSid: String?
     }
     private var operations: [String: Operation] = [:]
+    /// cname → the sid whose restart claim is being written. The actor is reentrant: an exit
+    /// handed over as it arrives awaits its claim while the log goes on, and an event 12 for the
+    /// same sid handled in that wait must see the replacement coming (the replacement wins and
+    /// the HA session is stopped), as it would once the operation is launched.
+    private var claiming: [String: String] = [:]
     private var nextOperationId: UInt64 = 0
     private var monitors: [String: Task<Void, Never>] = [:]
     /// Backup (multi-channel assurance) tasks being started, by cname.
@@ -336,7 +341,7 @@ public actor Supervisor {
         case .restart:
             // Being replaced by this process already: the same exit seen the other way, its
             // resend or redundant copy, or the 31/32 that follows an 11.
-            if operations[cname]?.replacesSid == sid { return }
+            if operations[cname]?.replacesSid == sid || claiming[cname] == sid { return }
             let key = "restart:\(sid)"
             let intent = Intent(
                 cname: cname, generation: recording.generation, reason: "event_\(eventType)", replacesSid: sid,
@@ -346,6 +351,8 @@ public actor Supervisor {
                 attempt: 0, logOffset: logged ?? max(cursor, announcedHead.offset), triggerId: noticeId,
                 owner: settings.instanceId, updatedMs: Self.wallMs()
             )
+            claiming[cname] = sid
+            defer { if claiming[cname] == sid { claiming[cname] = nil } }
             do {
                 guard !halted else { return }
                 // The claim and the intent commit together: one durable write before acquire.
@@ -396,7 +403,7 @@ public actor Supervisor {
         // The HA session of a task already being replaced lives on: two tasks would record.
         // The replacement wins; the HA session is stopped.
         let replacedAlready = recording.current?.sid != sid && recording.lineage[index].end != "stopped"
-        let beingReplaced = operations[cname]?.replacesSid == sid
+        let beingReplaced = operations[cname]?.replacesSid == sid || claiming[cname] == sid
         if recording.wanted && (replacedAlready || beingReplaced) {
             let entry = recording.lineage[index]
             await update(cname) { $0.endLineage(sid: sid, end: "superseded", nowMs: Self.wallMs()) }
