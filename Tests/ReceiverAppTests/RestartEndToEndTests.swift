@@ -358,7 +358,12 @@ import Testing
         }
         try world.restartReceiver()
         let recording = try await world.restarted("vanish", from: sid)
-        let lost = try await world.events(type: "ncsreceiver.monitor.lost", cname: "vanish")
+        // The supervisor's events are appended off its path: the restart can be seen first.
+        var lost: [JSONValue] = []
+        try await world.until("monitor.lost is in the log", timeout: 10) {
+            lost = try await world.events(type: "ncsreceiver.monitor.lost", cname: "vanish")
+            return !lost.isEmpty
+        }
         #expect(lost.first?["data"]?["reason"] == "query_not_found")
         // The 404 was backed off 5, 10, 15 s before giving the task up.
         let queries = try await world.calls("query", cname: "vanish").filter { $0["sid"]?.stringValue == sid && $0["status"] == 404 }
