@@ -55,6 +55,7 @@ public final class SQLiteEventStore: EventStore {
         config.prepareDatabase { db in
             // synchronous is per connection; FULL = fsync the WAL on every commit.
             try db.execute(sql: "PRAGMA synchronous = FULL")
+            // SQLite's default, stated: the writer's own checkpoint threshold (see Checkpoints).
             try db.execute(sql: "PRAGMA wal_autocheckpoint = 1000")
         }
         var checkpointConfig = Configuration()
