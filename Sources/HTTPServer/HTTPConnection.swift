@@ -100,6 +100,8 @@ final class HTTPConnection: @unchecked Sendable {
     private var tls: TLSSession?
     /// OpenSSL needs the socket writable before it can go on reading (a TLS 1.3 key update).
     private var tlsReadWantsWritable = false
+    /// The first bytes were looked at (``refusePlainHTTP()``); the handshake is under way.
+    private var tlsHandshakeStarted = false
 
     init(id: Int, fd: Int32, peer: SocketAddress?, loop: IOLoop, server: HTTPServer) {
         self.id = id
@@ -272,8 +274,6 @@ final class HTTPConnection: @unchecked Sendable {
         return false
     }
 
-    private var tlsHandshakeStarted = false
-
     /// A plain HTTP request sent to the TLS port (an `http://` URL by mistake) gets a readable
     /// 400 in plain HTTP, as nginx does, instead of a handshake failure the sender cannot read.
     /// A TLS connection starts with a handshake record (0x16); a request starts with a letter.
@@ -283,7 +283,6 @@ final class HTTPConnection: @unchecked Sendable {
             return false
         }
         tls = nil
-        phase = .head
         respondWithError(status: 400, code: "plain_http_to_https_port",
                          message: "this listener speaks HTTPS only: send the request to an https:// URL")
         return true

@@ -133,7 +133,7 @@ extension ReceiverApp {
     static func metadata(of certificate: TLSContext.Certificate) -> Logger.Metadata {
         [
             "tls_subject": "\(certificate.subject)",
-            "tls_not_after": "\(Date(timeIntervalSince1970: Double(certificate.notAfterEpochSeconds)).ISO8601Format())",
+            "tls_not_after": "\(certificate.notAfter.ISO8601Format())",
             "tls_sha256": "\(certificate.sha256Fingerprint)",
         ]
     }
@@ -143,6 +143,11 @@ extension ReceiverApp {
         logger[metadataKey: "component"] = "reload"
         return logger
     }
+}
+
+extension TLSContext.Certificate {
+    /// When the certificate expires.
+    public var notAfter: Date { Date(timeIntervalSince1970: Double(notAfterEpochSeconds)) }
 }
 
 /// The secrets a running receiver answers with, swapped whole on reload.

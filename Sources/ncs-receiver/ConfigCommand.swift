@@ -101,7 +101,7 @@ struct Config: ParsableCommand {
                                      agoraCredentials: loaded.agora == nil ? "[not set]" : "[set]",
                                      tlsCertificate: tls.map {
                                          Certificate(subject: $0.subject,
-                                                     notAfter: Date(timeIntervalSince1970: Double($0.notAfterEpochSeconds)).ISO8601Format(),
+                                                     notAfter: $0.notAfter.ISO8601Format(),
                                                      sha256: $0.sha256Fingerprint)
                                      })
             }
