@@ -1,5 +1,6 @@
 import Foundation
 import GRDB
+import GRDBSQLite
 import Logging
 import Synchronization
 
@@ -14,14 +15,17 @@ import Synchronization
 /// at checkpoints, the database) before ``append(_:)`` returns: a 200 to Agora means on disk.
 ///
 /// Checkpoints: SQLite's automatic checkpoint runs inside the commit that crosses its threshold
-/// (1,000 WAL pages), so every few hundred commits one append or restart claim waited several
-/// ms while the writer copied the WAL into the database file and fsynced it (the restart
-/// latency's p99, issue 5). A second connection checkpoints instead, every
-/// ``checkpointInterval``, in PASSIVE mode (it never waits for, nor blocks, readers and the
-/// writer), so at light load the WAL never reaches the threshold. Under sustained load it does,
-/// and the writer checkpoints as before: with the threshold raised to 10,000 pages instead, the
-/// background checkpoint's database fsync competed with every commit's WAL fsync and the full
-/// pipeline's p99 went from about 10 ms to 27 ms (Tests/Benchmarks/http-bench.sh, SQLite).
+/// (1,000 WAL pages), so that commit, and every append or restart claim queued behind it, waited
+/// 5–8 ms while the writer copied the WAL into the database file and fsynced it: the tail of the
+/// restart latency (issue 5; traced, every claim over 1.5 ms sat behind such a checkpoint). A
+/// WAL hook on the writer (``WALGrowthSignal``) replaces the automatic one: after each commit it
+/// wakes a second connection once ``checkpointThreshold`` frames wait to be copied, and that
+/// connection checkpoints in PASSIVE mode (it never waits for, nor blocks, readers and the
+/// writer). The writer still checkpoints by itself past ``checkpointBackstop`` uncopied frames,
+/// and now and then to let the WAL start over (see ``WALGrowthSignal``). Two clock-driven
+/// checkpointers were tried first: every 250 ms with SQLite's threshold, the writer still hit
+/// the threshold under a few hundred commits a second; with a 10,000-page threshold the large
+/// fsyncs stalled commits under sustained load (full-pipeline p99 27 ms).
 ///
 /// Ordering: a single writer assigns `AUTOINCREMENT` offsets and commits them in order, so a
 /// reader's snapshot always holds a contiguous prefix of the log: `read(after:)` never skips.
@@ -34,7 +38,13 @@ public final class SQLiteEventStore: EventStore {
     private let pool: DatabasePool
     private let checkpointer: DatabaseQueue
     private let checkpointing: Task<Void, Never>
-    static let checkpointInterval: Duration = .milliseconds(250)
+    private let walGrowth: WALGrowthSignal
+    /// WAL frames (pages) after which the background connection checkpoints.
+    static let checkpointThreshold: Int32 = 500
+    /// WAL frames not yet copied after which the writer checkpoints inside its own commit.
+    static let checkpointBackstop: Int32 = 4000
+    /// The WAL's size (frames) past which the writer lets it start over (see ``WALGrowthSignal``).
+    static let walResetFrames: Int32 = 4000
     private let logger: Logger
     private let observers = Mutex<[@Sendable (Int64) -> Void]>([])
 
@@ -52,11 +62,16 @@ public final class SQLiteEventStore: EventStore {
         config.foreignKeysEnabled = true
         config.busyMode = .timeout(5)
         config.maximumReaderCount = 4
+        let (wakeups, wake) = AsyncStream.makeStream(of: Void.self, bufferingPolicy: .bufferingNewest(1))
+        let walGrowth = WALGrowthSignal(threshold: Self.checkpointThreshold, backstop: Self.checkpointBackstop,
+                                        resetFrames: Self.walResetFrames, wake: wake)
+        self.walGrowth = walGrowth
         config.prepareDatabase { db in
             // synchronous is per connection; FULL = fsync the WAL on every commit.
             try db.execute(sql: "PRAGMA synchronous = FULL")
-            // SQLite's default, stated: the writer's own checkpoint threshold (see Checkpoints).
-            try db.execute(sql: "PRAGMA wal_autocheckpoint = 1000")
+            // Replaces SQLite's automatic checkpoint (see Checkpoints). Only the writer commits,
+            // so on readers the hook never runs.
+            walGrowth.install(on: db)
         }
         var checkpointConfig = Configuration()
         checkpointConfig.label = "ncs-event-store-checkpointer"
@@ -73,11 +88,13 @@ public final class SQLiteEventStore: EventStore {
         }
         let checkpointer = self.checkpointer
         checkpointing = Task.detached(priority: .utility) {
-            while true {
-                try? await Task.sleep(for: Self.checkpointInterval)
+            for await _ in wakeups {
                 if Task.isCancelled { return }
+                // A wake that came while the last checkpoint ran may have nothing left to do.
+                guard walGrowth.backgroundCheckpointDue() else { continue }
                 do {
-                    _ = try await checkpointer.writeWithoutTransaction { try $0.checkpoint(.passive) }
+                    let result = try await checkpointer.writeWithoutTransaction { try $0.checkpoint(.passive) }
+                    walGrowth.checkpointed(walFrames: result.walFrameCount, backfilled: result.checkpointedFrameCount)
                 } catch {
                     logger.warning("WAL checkpoint failed; the writer's own checkpoint is the backstop", metadata: ["error": "\(error)"])
                 }
@@ -386,10 +403,12 @@ public final class SQLiteEventStore: EventStore {
     }
 
     deinit {
+        walGrowth.wake.finish()
         checkpointing.cancel()
     }
 
     public func close() async {
+        walGrowth.wake.finish()
         checkpointing.cancel()
         await checkpointing.value
         do {
@@ -438,5 +457,130 @@ public final class SQLiteEventStore: EventStore {
         default:
             return error
         }
+    }
+}
+
+/// The writer's WAL hook (see ``SQLiteEventStore``'s Checkpoints): told the WAL's size after
+/// every commit, it wakes the background checkpointer, or checkpoints in place.
+///
+/// The thresholds count frames not yet copied into the database, not the WAL's size: while a
+/// reader holds an old snapshot the WAL cannot start over, and counting its size would wake a
+/// checkpoint (and its fsync) after every commit.
+///
+/// Why the writer still checkpoints in place now and then: SQLite starts the WAL over only when
+/// the writer begins a transaction with every frame copied. The background connection always
+/// lags the writer under sustained load, so the WAL grew without end (1.2 GB in a 10 s run of
+/// the full-pipeline benchmark). Once the WAL holds ``resetFrames``, the writer copies the few
+/// frames the background connection has not yet reached (at most ``inPlaceCopyLimit``; until
+/// then it wakes the background connection), and its next transaction starts the WAL over; if a
+/// reader prevents that, it tries again ``threshold`` frames later, not on every commit. Past
+/// twice ``resetFrames`` (sustained load, readers all the time), the writer checkpoints in
+/// TRUNCATE mode: it copies what is left, waits the milliseconds until the readers on the WAL
+/// are done, and the WAL starts over from an empty file.
+final class WALGrowthSignal: Sendable {
+    let threshold: Int32
+    let backstop: Int32
+    let resetFrames: Int32
+    let wake: AsyncStream<Void>.Continuation
+    /// Frames of the current WAL already in the database, as the last checkpoint left them.
+    private let backfilled = Atomic<Int32>(0)
+    /// The WAL's size after the last commit.
+    private let latestFrames = Atomic<Int32>(0)
+    /// The WAL's size when the writer last checkpointed in place.
+    private let lastInPlace = Atomic<Int32>(0)
+    /// The most frames the writer copies itself to let the WAL start over; more, and it wakes
+    /// the background connection instead (the copy and its fsync would hold up the commits).
+    static let inPlaceCopyLimit: Int32 = 64
+
+    init(threshold: Int32, backstop: Int32, resetFrames: Int32, wake: AsyncStream<Void>.Continuation) {
+        self.threshold = threshold
+        self.backstop = backstop
+        self.resetFrames = resetFrames
+        self.wake = wake
+    }
+
+    /// Frames not yet in the database when the WAL holds `frames`.
+    private func pending(frames: Int32) -> Int32 {
+        max(0, frames - backfilled.load(ordering: .relaxed))
+    }
+
+    /// Whether the WAL, as the last commit left it, still needs the background connection.
+    func backgroundCheckpointDue() -> Bool {
+        let frames = latestFrames.load(ordering: .relaxed)
+        let pending = pending(frames: frames)
+        return pending >= threshold || (frames >= resetFrames && pending > 0)
+    }
+
+    /// A TRUNCATE checkpoint found another checkpoint running; the next commit tries again.
+    func retryRestartSoon() {
+        lastInPlace.store(0, ordering: .relaxed)
+    }
+
+    /// Told by a checkpoint how far it got.
+    func checkpointed(walFrames: Int, backfilled frames: Int) {
+        if walFrames >= 0, frames >= 0 { backfilled.store(Int32(clamping: frames), ordering: .relaxed) }
+    }
+
+    /// What to do after a commit that left `frames` frames in the WAL.
+    enum Action: Equatable {
+        case nothing
+        case wakeBackground
+        /// PASSIVE, on the writer's connection: copy what is left.
+        case checkpointInPlace
+        /// TRUNCATE, on the writer's connection: copy what is left, wait for the readers still
+        /// on the WAL, and start it over from an empty file.
+        case restartInPlace
+    }
+
+    func action(frames: Int32) -> Action {
+        if frames < latestFrames.exchange(frames, ordering: .relaxed) {
+            // The WAL started over: nothing of it is in the database yet. (A checkpoint of the
+            // old WAL that ends after this is corrected by the next one.)
+            backfilled.store(0, ordering: .relaxed)
+            lastInPlace.store(0, ordering: .relaxed)
+        }
+        let pending = pending(frames: frames)
+        let last = lastInPlace.load(ordering: .relaxed)
+        let restartDue = frames >= resetFrames && frames - last >= threshold
+        if frames >= 2 * resetFrames && restartDue {
+            // Sustained load: the gentle way has not let the WAL start over. The writer copies
+            // what is left, waits for the readers still on the WAL (milliseconds) and truncates
+            // it: RESTART only readies the WAL for the next writer, whom a new reader can stop.
+            lastInPlace.store(frames, ordering: .relaxed)
+            return .restartInPlace
+        }
+        if pending >= backstop || (restartDue && pending <= Self.inPlaceCopyLimit) {
+            lastInPlace.store(frames, ordering: .relaxed)
+            return .checkpointInPlace
+        }
+        // A WAL due to start over waits for the background connection to catch up first.
+        return pending >= threshold || restartDue ? .wakeBackground : .nothing
+    }
+
+    /// The hook holds this object unretained: the store keeps it for as long as its connections live.
+    func install(on db: Database) {
+        sqlite3_wal_hook(db.sqliteConnection, { context, connection, schema, frames in
+            guard let context else { return SQLITE_OK }
+            let signal = Unmanaged<WALGrowthSignal>.fromOpaque(context).takeUnretainedValue()
+            let action = signal.action(frames: frames)
+            switch action {
+            case .nothing:
+                break
+            case .wakeBackground:
+                signal.wake.yield()
+            case .checkpointInPlace, .restartInPlace:
+                // What SQLite's own hook does at its threshold (PASSIVE), or more.
+                let mode = action == .restartInPlace ? SQLITE_CHECKPOINT_TRUNCATE : SQLITE_CHECKPOINT_PASSIVE
+                var walFrames: Int32 = -1
+                var backfilled: Int32 = -1
+                let result = sqlite3_wal_checkpoint_v2(connection, schema, mode, &walFrames, &backfilled)
+                if result == SQLITE_BUSY && action == .restartInPlace {
+                    // The background connection was checkpointing: try again after the next commit.
+                    signal.retryRestartSoon()
+                }
+                signal.checkpointed(walFrames: Int(walFrames), backfilled: Int(backfilled))
+            }
+            return SQLITE_OK
+        }, Unmanaged.passUnretained(self).toOpaque())
     }
 }
