@@ -2,17 +2,27 @@
 """From an event 11's arrival to the restart's acquire leaving: the receiver and the Agora
 simulator as two processes on loopback, real time (no speed-up), SQLite store with fsync on.
 
-Both ends are read off the simulator's one clock: when the 11 started going out to the
-receiver (its callback log's sentAgoraMs) and when the acquire arrived (its call log's agoraMs).
-So the figure includes two loopback hops on top of the receiver's work: verify, decode, the
-supervisor's decision and its claim and intent (one durable write, made while the 11 itself
-commits) and the REST client. As the reference for one hop, the script measures a trivial GET
-to the simulator.
+The bar's figure (issue 5) is read off the wire: tcpdump captures loopback, and the latency is
+from the first TCP segment of the 11 callback reaching the receiver's port to the first
+segment of the restart's acquire request leaving for the simulator's. Everything the receiver
+does is inside: reading and verifying the 11, the supervisor's decision, its claim and intent
+(one durable write, made while the 11 itself commits), and the REST client (URLSession) up to
+the socket. Capturing needs root and tcpdump (apt-get install tcpdump); without them only the
+second figure is printed.
+
+The second figure is read off the simulator's one clock: from when the 11 started going out
+(its callback log's sentAgoraMs) to when the acquire arrived (its call log's agoraMs). It adds
+the simulator's own send (URLSession) and receive to the receiver's work. As the reference for
+one loopback hop, the script measures a trivial GET to the simulator.
 
   python3 Tests/Benchmarks/restart-latency.py            # 200 recordings, release build
   RECORDINGS=50 BIN=.build/debug/ncs-receiver python3 Tests/Benchmarks/restart-latency.py
 """
 import json, os, shutil, socket, statistics, subprocess, sys, tempfile, time, urllib.request
+
+sys.dont_write_bytecode = True  # no __pycache__ in the work tree
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import loopback_capture
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 BIN = os.environ.get("BIN") or os.path.join(ROOT, ".build/release/ncs-receiver")
@@ -51,6 +61,12 @@ def main():
     data_dir = tempfile.mkdtemp(prefix="restart-latency-")
     sim_ports = [free_port() for _ in range(3)]
     public, admin = free_port(), free_port()
+    capture = None
+    if loopback_capture.Capture.available():
+        capture = loopback_capture.Capture(os.path.join(data_dir, "loopback.pcap"), [public, sim_ports[0], sim_ports[1]])
+        capture.start()
+    else:
+        print("tcpdump (or root) is missing: the wire figure is left out", flush=True)
     env = dict(os.environ, AGORA_CUSTOMER_ID="bench", AGORA_CUSTOMER_SECRET="bench-secret", NCS_SECRET="bench-ncs",
                NCS_ADMIN_TOKEN=TOKEN)
     sim = subprocess.Popen([BIN, "simulate", "--port", str(sim_ports[0]), "--secondary-port", str(sim_ports[1]),
@@ -106,19 +122,49 @@ def main():
             if not elevens or not acquires: continue
             latencies.append(acquires[0]["agoraMs"] - elevens[0]["sentAgoraMs"])
             acks.append(elevens[0]["agoraMs"] - elevens[0]["sentAgoraMs"])
+        wire = []
+        if capture:
+            capture.stop()
+            captured = loopback_capture.requests(capture.path)
+            arrivals = {}
+            for r in captured:
+                body = loopback_capture.json_body(r) if r["dport"] == public and r["target"].startswith("/v1/ncs") else None
+                if isinstance(body, dict) and body.get("eventType") == 11:
+                    sid = (body.get("payload") or {}).get("sid") or body.get("sid")
+                    arrivals[sid] = min(arrivals.get(sid, r["time"]), r["time"])
+            leavings = {}
+            for r in captured:
+                body = loopback_capture.json_body(r) if r["dport"] in sim_ports[:2] and r["target"].endswith("/acquire") else None
+                if isinstance(body, dict) and str(body.get("uid")) == "1002":
+                    cname = body.get("cname")
+                    leavings[cname] = min(leavings.get(cname, r["time"]), r["time"])
+            for cname, sid in first_sid.items():
+                if sid in arrivals and cname in leavings and leavings[cname] >= arrivals[sid]:
+                    wire.append((leavings[cname] - arrivals[sid]) * 1000)
         hop = []
         for _ in range(200):
             t = time.perf_counter(); http("GET", f"{control}/_sim/healthz"); hop.append((time.perf_counter() - t) * 1000)
         if not latencies:
             sys.exit("no restart was measured")
+        if capture:
+            print(f"\nthe bar: 11 callback arriving at the receiver -> restart acquire leaving it, on the wire (tcpdump on lo), "
+                  f"{len(wire)} restarts ({len(first_sid) - len(wire)} missing):")
+            if wire:
+                print(f"  p50 {percentile(wire, 50):.2f} ms   p90 {percentile(wire, 90):.2f} ms   "
+                      f"p99 {percentile(wire, 99):.2f} ms   max {max(wire):.2f} ms   mean {statistics.mean(wire):.2f} ms")
         print(f"\n11 callback sent -> restart acquire arrived, {len(latencies)} restarts ({len(first_sid) - len(latencies)} missing):")
         print(f"  p50 {percentile(latencies, 50):.2f} ms   p90 {percentile(latencies, 90):.2f} ms   "
               f"p99 {percentile(latencies, 99):.2f} ms   max {max(latencies):.2f} ms   mean {statistics.mean(latencies):.2f} ms")
         print(f"  of which the 11's own round trip (sent -> 200 back, durable commit included): p50 {percentile(acks, 50):.2f} ms, "
               f"p99 {percentile(acks, 99):.2f} ms")
         print(f"reference, one loopback HTTP round trip (python client, GET /_sim/healthz): p50 {percentile(hop, 50):.2f} ms, p99 {percentile(hop, 99):.2f} ms")
-        print(f"bar: p99 <= 5 ms -> {'met' if percentile(latencies, 99) <= 5 else 'NOT met'}")
+        if wire:
+            print(f"bar (on the wire): p99 <= 5 ms -> {'met' if percentile(wire, 99) <= 5 else 'NOT met'}")
+        else:
+            print("bar: not measured (no capture)")
     finally:
+        if capture:
+            capture.stop()
         for p in (receiver, sim):
             p.terminate()
         for p in (receiver, sim):
