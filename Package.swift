@@ -113,7 +113,9 @@ let package = Package(
         .testTarget(name: "HTTPCoreTests", dependencies: ["HTTPCore", "ReceiverTesting"]),
         .testTarget(name: "HTTPServerTests", dependencies: ["HTTPServer", "ReceiverTesting", "COpenSSL"]),
         .testTarget(name: "NCSTests", dependencies: ["NCS", "ReceiverTesting"]),
-        .testTarget(name: "EventStoreTests", dependencies: ["EventStore", "ReceiverTesting"]),
+        .testTarget(name: "EventStoreTests", dependencies: [
+            "EventStore", "ReceiverTesting", .product(name: "GRDBSQLite", package: "GRDB.swift"),
+        ]),
         .testTarget(name: "SupervisorTests", dependencies: [
             "Supervisor", "CloudRecordingAPI", "NCS", "EventStore", "Simulator", "Timing", "ReceiverApp", "HTTPServer", "ReceiverTesting",
             .product(name: "Logging", package: "swift-log"),

@@ -45,6 +45,8 @@ public final class SQLiteEventStore: EventStore {
     static let checkpointBackstop: Int32 = 4000
     /// The WAL's size (frames) past which the writer lets it start over (see ``WALGrowthSignal``).
     static let walResetFrames: Int32 = 4000
+    /// How long a connection waits for a lock (seconds).
+    static let busyTimeout: TimeInterval = 5
     private let logger: Logger
     private let observers = Mutex<[@Sendable (Int64) -> Void]>([])
 
@@ -60,11 +62,12 @@ public final class SQLiteEventStore: EventStore {
         var config = Configuration()
         config.label = "ncs-event-store"
         config.foreignKeysEnabled = true
-        config.busyMode = .timeout(5)
+        config.busyMode = .timeout(Self.busyTimeout)
         config.maximumReaderCount = 4
         let (wakeups, wake) = AsyncStream.makeStream(of: Void.self, bufferingPolicy: .bufferingNewest(1))
         let walGrowth = WALGrowthSignal(threshold: Self.checkpointThreshold, backstop: Self.checkpointBackstop,
-                                        resetFrames: Self.walResetFrames, wake: wake)
+                                        resetFrames: Self.walResetFrames, busyTimeoutMilliseconds: Int32(Self.busyTimeout * 1000),
+                                        wake: wake)
         self.walGrowth = walGrowth
         config.prepareDatabase { db in
             // synchronous is per connection; FULL = fsync the WAL on every commit.
@@ -492,10 +495,19 @@ final class WALGrowthSignal: Sendable {
     /// the background connection instead (the copy and its fsync would hold up the commits).
     static let inPlaceCopyLimit: Int32 = 64
 
-    init(threshold: Int32, backstop: Int32, resetFrames: Int32, wake: AsyncStream<Void>.Continuation) {
+    /// The connection's own wait for locks, put back after a TRUNCATE checkpoint.
+    let busyTimeoutMilliseconds: Int32
+    /// How long a TRUNCATE checkpoint waits for the readers on the WAL: a reader that stays
+    /// (an online `.backup`, a slow export) must not hold up the commits for the whole busy
+    /// timeout; the writer tries again ``threshold`` frames later.
+    static let truncateWaitMilliseconds: Int32 = 2
+
+    init(threshold: Int32, backstop: Int32, resetFrames: Int32, busyTimeoutMilliseconds: Int32 = 5_000,
+         wake: AsyncStream<Void>.Continuation) {
         self.threshold = threshold
         self.backstop = backstop
         self.resetFrames = resetFrames
+        self.busyTimeoutMilliseconds = busyTimeoutMilliseconds
         self.wake = wake
     }
 
@@ -549,7 +561,11 @@ final class WALGrowthSignal: Sendable {
             lastInPlace.store(frames, ordering: .relaxed)
             return .restartInPlace
         }
-        if pending >= backstop || (restartDue && pending <= Self.inPlaceCopyLimit) {
+        // Every in-place checkpoint is spaced `threshold` frames from the last: while a reader
+        // pins an old snapshot nothing can be copied, and trying after every commit would only
+        // cost (and keep the TRUNCATE above from its turn once the reader is gone).
+        let spaced = frames - last >= threshold
+        if (pending >= backstop && spaced) || (restartDue && pending <= Self.inPlaceCopyLimit) {
             lastInPlace.store(frames, ordering: .relaxed)
             return .checkpointInPlace
         }
@@ -568,17 +584,25 @@ final class WALGrowthSignal: Sendable {
                 break
             case .wakeBackground:
                 signal.wake.yield()
-            case .checkpointInPlace, .restartInPlace:
-                // What SQLite's own hook does at its threshold (PASSIVE), or more.
-                let mode = action == .restartInPlace ? SQLITE_CHECKPOINT_TRUNCATE : SQLITE_CHECKPOINT_PASSIVE
+            case .checkpointInPlace:
+                // What SQLite's own hook does at its threshold.
                 var walFrames: Int32 = -1
                 var backfilled: Int32 = -1
-                let result = sqlite3_wal_checkpoint_v2(connection, schema, mode, &walFrames, &backfilled)
-                if result == SQLITE_BUSY && action == .restartInPlace {
+                _ = sqlite3_wal_checkpoint_v2(connection, schema, SQLITE_CHECKPOINT_PASSIVE, &walFrames, &backfilled)
+                signal.checkpointed(walFrames: Int(walFrames), backfilled: Int(backfilled))
+            case .restartInPlace:
+                var walFrames: Int32 = -1
+                var backfilled: Int32 = -1
+                sqlite3_busy_timeout(connection, WALGrowthSignal.truncateWaitMilliseconds)
+                let result = sqlite3_wal_checkpoint_v2(connection, schema, SQLITE_CHECKPOINT_TRUNCATE, &walFrames, &backfilled)
+                sqlite3_busy_timeout(connection, signal.busyTimeoutMilliseconds)
+                if walFrames >= 0 {
+                    // Copied (and, unless a reader stayed past the wait, started over).
+                    signal.checkpointed(walFrames: Int(walFrames), backfilled: Int(backfilled))
+                } else if result == SQLITE_BUSY {
                     // The background connection was checkpointing: try again after the next commit.
                     signal.retryRestartSoon()
                 }
-                signal.checkpointed(walFrames: Int(walFrames), backfilled: Int(backfilled))
             }
             return SQLITE_OK
         }, Unmanaged.passUnretained(self).toOpaque())

@@ -1,5 +1,6 @@
 @testable import EventStore
 import Foundation
+import GRDBSQLite
 import Synchronization
 import Testing
 
@@ -48,6 +49,20 @@ struct WALCheckpointTests {
         #expect(growth.action(frames: 4_140) == .nothing)
         growth.checkpointed(walFrames: 4_600, backfilled: 4_600)
         #expect(growth.action(frames: 4_630) == .checkpointInPlace)
+    }
+
+    @Test func aPinnedWALIsNotCheckpointedInPlaceAfterEveryCommit() {
+        let growth = signal()
+        // A reader pins the first frames: nothing can be copied, the backstop is reached.
+        #expect(growth.action(frames: 4_100) == .checkpointInPlace)
+        growth.checkpointed(walFrames: 4_100, backfilled: 0)
+        #expect(growth.action(frames: 4_150) == .wakeBackground)
+        #expect(growth.action(frames: 4_590) == .wakeBackground)
+        #expect(growth.action(frames: 4_600) == .checkpointInPlace)
+        // Past twice the reset size, spaced the same way, the writer tries TRUNCATE.
+        #expect(growth.action(frames: 8_000) == .restartInPlace)
+        #expect(growth.action(frames: 8_100) == .wakeBackground)
+        #expect(growth.action(frames: 8_500) == .restartInPlace)
     }
 
     @Test func pastTwiceTheResetSizeTheWriterTruncatesTheWAL() {
@@ -125,6 +140,53 @@ struct WALCheckpointTests {
         #expect(reads > 0)
         #expect(written > bound + bound / 2, "the test writes too little to tell")
         #expect(largestWAL <= bound)
+    }
+
+    /// A reader that stays on the WAL (an online `.backup`) while the writer is past twice the
+    /// reset size: the TRUNCATE checkpoint waits milliseconds for it, not the 5 s busy timeout,
+    /// and once the reader is gone the WAL starts over.
+    @Test func aReaderThatStaysDoesNotHoldUpCommits() async throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("ncs-wal-\(UUID().uuidString)")
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let path = directory.appendingPathComponent("events.sqlite").path
+        let store = try SQLiteEventStore(path: path, logger: quietLogger)
+        _ = try await store.append([record(["before-the-reader"])])
+
+        // A second process's view: its own connection, a read transaction left open on a
+        // snapshot that is still in the WAL.
+        var reader: OpaquePointer?
+        #expect(sqlite3_open_v2(path, &reader, SQLITE_OPEN_READONLY, nil) == SQLITE_OK)
+        #expect(sqlite3_exec(reader, "BEGIN; SELECT count(*) FROM events;", nil, nil, nil) == SQLITE_OK)
+
+        let bodySize = 4_000, batch = 20
+        var slowest: Double = 0
+        var b = 0
+        let walLimit = UInt64(2 * SQLiteEventStore.walResetFrames + 3 * SQLiteEventStore.checkpointThreshold) * 4_120
+        var walSize: UInt64 = 0
+        // Until the WAL is well past twice the reset size: several TRUNCATE attempts meet the reader.
+        while walSize < walLimit {
+            let start = ContinuousClock.now
+            _ = try await store.append((0..<batch).map { i in record(["stay-\(b)-\(i)"], bodySize: bodySize) })
+            slowest = max(slowest, seconds(since: start))
+            walSize = ((try? FileManager.default.attributesOfItem(atPath: path + "-wal"))?[.size] as? UInt64) ?? 0
+            b += 1
+        }
+        let stuckWAL = walSize
+        #expect(sqlite3_exec(reader, "COMMIT", nil, nil, nil) == SQLITE_OK)
+        sqlite3_close(reader)
+
+        // The reader gone, the next attempt starts the WAL over (TRUNCATE empties the file).
+        var truncated = false
+        for extra in 0..<400 where !truncated {
+            _ = try await store.append((0..<batch).map { i in record(["after-\(extra)-\(i)"], bodySize: bodySize) })
+            let size = ((try? FileManager.default.attributesOfItem(atPath: path + "-wal"))?[.size] as? UInt64) ?? 0
+            truncated = size < stuckWAL / 2
+        }
+        await store.close()
+        print("WAL with a reader staying: \(b) commits, the slowest \(String(format: "%.1f", slowest * 1000)) ms, "
+            + "WAL \(stuckWAL / 1_048_576) MiB while it stayed, started over after: \(truncated)")
+        #expect(slowest < 1.0, "a commit waited for the reader")
+        #expect(truncated)
     }
 }
 
