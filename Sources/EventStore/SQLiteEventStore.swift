@@ -98,6 +98,7 @@ public final class SQLiteEventStore: EventStore {
                 do {
                     let result = try await checkpointer.writeWithoutTransaction { try $0.checkpoint(.passive) }
                     walGrowth.checkpointed(walFrames: result.walFrameCount, backfilled: result.checkpointedFrameCount)
+                    walGrowth.backgroundCheckpoints.add(1, ordering: .relaxed)
                 } catch {
                     logger.warning("WAL checkpoint failed; the writer's own checkpoint is the backstop", metadata: ["error": "\(error)"])
                 }
@@ -395,6 +396,25 @@ public final class SQLiteEventStore: EventStore {
 
     // MARK: - Lifecycle
 
+    /// The WAL's state, for the metrics: a WAL that keeps growing means a reader that stays
+    /// (see ``WALGrowthSignal``).
+    public struct WALStatistics: Sendable, Equatable {
+        /// The `-wal` file's size.
+        public var bytes: UInt64
+        /// Checkpoints by the background connection, by the writer within a commit, and the
+        /// writer's TRUNCATE checkpoints that started the WAL over.
+        public var backgroundCheckpoints: Int
+        public var writerCheckpoints: Int
+        public var truncations: Int
+    }
+
+    public var walStatistics: WALStatistics {
+        let bytes = ((try? FileManager.default.attributesOfItem(atPath: path + "-wal"))?[.size] as? UInt64) ?? 0
+        return WALStatistics(bytes: bytes, backgroundCheckpoints: walGrowth.backgroundCheckpoints.load(ordering: .relaxed),
+                             writerCheckpoints: walGrowth.writerCheckpoints.load(ordering: .relaxed),
+                             truncations: walGrowth.truncations.load(ordering: .relaxed))
+    }
+
     public func observeAppends(_ handler: @escaping @Sendable (Int64) -> Void) {
         observers.withLock { $0.append(handler) }
     }
@@ -491,6 +511,10 @@ final class WALGrowthSignal: Sendable {
     private let latestFrames = Atomic<Int32>(0)
     /// The WAL's size when the writer last checkpointed in place.
     private let lastInPlace = Atomic<Int32>(0)
+    /// Checkpoints so far, by who ran them (metrics).
+    let backgroundCheckpoints = Atomic<Int>(0)
+    let writerCheckpoints = Atomic<Int>(0)
+    let truncations = Atomic<Int>(0)
     /// The most frames the writer copies itself to let the WAL start over; more, and it wakes
     /// the background connection instead (the copy and its fsync would hold up the commits).
     static let inPlaceCopyLimit: Int32 = 64
@@ -590,12 +614,14 @@ final class WALGrowthSignal: Sendable {
                 var backfilled: Int32 = -1
                 _ = sqlite3_wal_checkpoint_v2(connection, schema, SQLITE_CHECKPOINT_PASSIVE, &walFrames, &backfilled)
                 signal.checkpointed(walFrames: Int(walFrames), backfilled: Int(backfilled))
+                signal.writerCheckpoints.add(1, ordering: .relaxed)
             case .restartInPlace:
                 var walFrames: Int32 = -1
                 var backfilled: Int32 = -1
                 sqlite3_busy_timeout(connection, WALGrowthSignal.truncateWaitMilliseconds)
                 let result = sqlite3_wal_checkpoint_v2(connection, schema, SQLITE_CHECKPOINT_TRUNCATE, &walFrames, &backfilled)
                 sqlite3_busy_timeout(connection, signal.busyTimeoutMilliseconds)
+                if result == SQLITE_OK { signal.truncations.add(1, ordering: .relaxed) }
                 if walFrames >= 0 {
                     // Copied (and, unless a reader stayed past the wait, started over).
                     signal.checkpointed(walFrames: Int(walFrames), backfilled: Int(backfilled))

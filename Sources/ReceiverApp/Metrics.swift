@@ -38,6 +38,7 @@ public final class ReceiverMetrics: Sendable {
     private let quarantineCount: Prometheus.Gauge
     private let quarantineBytes: Prometheus.Gauge
     private let headOffset: Prometheus.Gauge
+    private let walBytes: Prometheus.Gauge
     private let sseSubscribers: Prometheus.Gauge
     private let activeRecordings: Prometheus.Gauge
     private let rateLimitWaits: Prometheus.Counter
@@ -65,6 +66,7 @@ public final class ReceiverMetrics: Sendable {
         quarantineCount = registry.makeGauge(descriptor: Self.name("ncs_quarantine_items", unit: "", help: "Refused requests kept in the quarantine"), labels: [])
         quarantineBytes = registry.makeGauge(descriptor: Self.name("ncs_quarantine", unit: "bytes", help: "Bytes of refused bodies kept in the quarantine"), labels: [])
         headOffset = registry.makeGauge(descriptor: Self.name("ncs_log_head_offset", unit: "", help: "Offset of the newest event in the log"), labels: [])
+        walBytes = registry.makeGauge(descriptor: Self.name("ncs_store_wal", unit: "bytes", help: "Size of the SQLite store's write-ahead log file"), labels: [])
         sseSubscribers = registry.makeGauge(descriptor: Self.name("ncs_sse_subscribers", unit: "", help: "Open Server-Sent Events streams"), labels: [])
         activeRecordings = registry.makeGauge(
             descriptor: Self.name("ncs_recordings_active", unit: "", help: "Wanted recordings with a current Agora task"), labels: [])
@@ -178,6 +180,14 @@ public final class ReceiverMetrics: Sendable {
             quarantineBytes.set(Double(stats.bytes))
         }
         if let head = try? await sources.store.headOffset() { headOffset.set(Double(head)) }
+        if let sqlite = sources.store as? SQLiteEventStore {
+            let wal = sqlite.walStatistics
+            walBytes.set(Double(wal.bytes))
+            let checkpoints = Self.name("ncs_store_checkpoints", unit: "total", help: "SQLite WAL checkpoints, by who ran them (background, writer, truncate)")
+            advance(&state, descriptor: checkpoints, labels: [("by", "background")], to: wal.backgroundCheckpoints)
+            advance(&state, descriptor: checkpoints, labels: [("by", "writer")], to: wal.writerCheckpoints)
+            advance(&state, descriptor: checkpoints, labels: [("by", "truncate")], to: wal.truncations)
+        }
         sseSubscribers.set(Double(sources.hub.subscriberCount))
         if let supervisor = sources.supervisor, let recordings = try? await supervisor.allRecordings() {
             activeRecordings.set(Double(recordings.count { $0.wanted && $0.current != nil }))
