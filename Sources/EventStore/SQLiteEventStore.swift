@@ -13,6 +13,10 @@ import Synchronization
 ///
 /// Durability: `synchronous=FULL` on every connection, so a commit has been fsynced (WAL and,
 /// at checkpoints, the database) before ``append(_:)`` returns: a 200 to Agora means on disk.
+/// GRDB's `DatabasePool` sets the writer to `synchronous=NORMAL` when it turns WAL on, after
+/// `prepareDatabase` has run, and NORMAL in WAL mode fsyncs only at checkpoints: a commit would
+/// survive the process being killed but not the machine losing power. So FULL is set again on
+/// the writer once the pool is open, and the store refuses to open if it does not hold.
 ///
 /// Checkpoints: SQLite's automatic checkpoint runs inside the commit that crosses its threshold
 /// (1,000 WAL pages), so that commit, and every append or restart claim queued behind it, waited
@@ -84,6 +88,7 @@ public final class SQLiteEventStore: EventStore {
         }
         do {
             pool = try DatabasePool(path: path, configuration: config)
+            try Self.requireFullSynchronous(pool)
             try SQLiteMigrations.migrator.migrate(pool)
             checkpointer = try DatabaseQueue(path: path, configuration: checkpointConfig)
         } catch {
@@ -105,6 +110,27 @@ public final class SQLiteEventStore: EventStore {
             }
         }
         logger.debug("opened SQLite event store", metadata: ["path": "\(path)"])
+    }
+
+    /// Sets `synchronous=FULL` on the pool's writer (see Durability) and checks that it holds.
+    private static func requireFullSynchronous(_ pool: DatabasePool) throws {
+        let level = try pool.writeWithoutTransaction { db -> Int in
+            try db.execute(sql: "PRAGMA synchronous = FULL")
+            return try Int.fetchOne(db, sql: "PRAGMA synchronous") ?? -1
+        }
+        guard level == 2 else {
+            throw StoreUnavailableError("SQLite refused synchronous=FULL on the writer (it reports \(level)); commits would not be durable")
+        }
+    }
+
+    /// The writer connection's `PRAGMA synchronous` (2 = FULL), for tests and diagnostics.
+    func writerSynchronousLevel() async throws -> Int {
+        try await pool.writeWithoutTransaction { db in try Int.fetchOne(db, sql: "PRAGMA synchronous") ?? -1 }
+    }
+
+    /// The background checkpointer's `PRAGMA synchronous` (2 = FULL).
+    func checkpointerSynchronousLevel() async throws -> Int {
+        try await checkpointer.read { db in try Int.fetchOne(db, sql: "PRAGMA synchronous") ?? -1 }
     }
 
     // MARK: - Log
@@ -406,13 +432,17 @@ public final class SQLiteEventStore: EventStore {
         public var backgroundCheckpoints: Int
         public var writerCheckpoints: Int
         public var truncations: Int
+        /// Times the WAL started over from its first frame (after any full checkpoint, whoever
+        /// ran it): what keeps the file from growing without end.
+        public var restarts: Int
     }
 
     public var walStatistics: WALStatistics {
         let bytes = ((try? FileManager.default.attributesOfItem(atPath: path + "-wal"))?[.size] as? UInt64) ?? 0
         return WALStatistics(bytes: bytes, backgroundCheckpoints: walGrowth.backgroundCheckpoints.load(ordering: .relaxed),
                              writerCheckpoints: walGrowth.writerCheckpoints.load(ordering: .relaxed),
-                             truncations: walGrowth.truncations.load(ordering: .relaxed))
+                             truncations: walGrowth.truncations.load(ordering: .relaxed),
+                             restarts: walGrowth.restarts.load(ordering: .relaxed))
     }
 
     public func observeAppends(_ handler: @escaping @Sendable (Int64) -> Void) {
@@ -515,6 +545,7 @@ final class WALGrowthSignal: Sendable {
     let backgroundCheckpoints = Atomic<Int>(0)
     let writerCheckpoints = Atomic<Int>(0)
     let truncations = Atomic<Int>(0)
+    let restarts = Atomic<Int>(0)
     /// The most frames the writer copies itself to let the WAL start over; more, and it wakes
     /// the background connection instead (the copy and its fsync would hold up the commits).
     static let inPlaceCopyLimit: Int32 = 64
@@ -574,6 +605,7 @@ final class WALGrowthSignal: Sendable {
             // old WAL that ends after this is corrected by the next one.)
             backfilled.store(0, ordering: .relaxed)
             lastInPlace.store(0, ordering: .relaxed)
+            restarts.add(1, ordering: .relaxed)
         }
         let pending = pending(frames: frames)
         let last = lastInPlace.load(ordering: .relaxed)

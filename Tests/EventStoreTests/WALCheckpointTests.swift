@@ -141,10 +141,12 @@ struct WALCheckpointTests {
         #expect(reads > 0)
         #expect(written > bound + bound / 2, "the test writes too little to tell")
         #expect(largestWAL <= bound)
-        // The background connection did the copying; the writer truncated the WAL (sustained load).
+        // The background connection did the copying, and the WAL started over under sustained
+        // load: after an in-place copy of the last frames, or by the writer's TRUNCATE (which of
+        // the two depends on timing: with an fsync per commit the gentle way often suffices).
         print("checkpoints: \(statistics)")
         #expect(statistics.backgroundCheckpoints > 0)
-        #expect(statistics.truncations > 0)
+        #expect(statistics.restarts > 0)
         #expect(statistics.bytes <= bound)
     }
 

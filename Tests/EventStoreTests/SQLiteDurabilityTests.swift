@@ -1,0 +1,38 @@
+@testable import EventStore
+import Foundation
+import Logging
+import Testing
+
+/// A 200 to Agora means on disk: every commit of the SQLite store is fsynced, which in WAL mode
+/// takes `synchronous=FULL` on the writer. GRDB's `DatabasePool` sets NORMAL when it turns WAL
+/// on (after `prepareDatabase`); NORMAL fsyncs only at checkpoints, which a SIGKILL test cannot
+/// tell apart (the page cache survives the process) but a power cut can.
+@Suite("SQLite durability settings")
+struct SQLiteDurabilityTests {
+    private func scratchPath() throws -> (directory: URL, path: String) {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("sqlite-durability-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        return (directory, directory.appendingPathComponent("events.sqlite").path)
+    }
+
+    @Test func theWriterAndTheCheckpointerSyncEveryCommit() async throws {
+        let (directory, path) = try scratchPath()
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let store = try SQLiteEventStore(path: path, logger: Logger(label: "test"))
+        _ = try await store.append([EventRecord(dedupKeys: ["n:1"], type: "t", receivedMs: 1, body: Array("{}".utf8))])
+        #expect(try await store.writerSynchronousLevel() == 2)  // FULL
+        #expect(try await store.checkpointerSynchronousLevel() == 2)
+    }
+
+    @Test func aReopenedStoreStillSyncsEveryCommit() async throws {
+        let (directory, path) = try scratchPath()
+        defer { try? FileManager.default.removeItem(at: directory) }
+        do {
+            let first = try SQLiteEventStore(path: path, logger: Logger(label: "test"))
+            _ = try await first.append([EventRecord(dedupKeys: ["n:1"], type: "t", receivedMs: 1, body: Array("{}".utf8))])
+        }
+        let reopened = try SQLiteEventStore(path: path, logger: Logger(label: "test"))
+        #expect(try await reopened.headOffset() == 1)
+        #expect(try await reopened.writerSynchronousLevel() == 2)
+    }
+}
