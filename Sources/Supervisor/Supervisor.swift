@@ -214,22 +214,28 @@ public actor Supervisor {
 
     // MARK: - Following the log
 
+    /// Events read from the log at a time.
+    private static let logPage = 256
+
     private func drainLog() async {
         while !halted && !Task.isCancelled {
             let batch: [StoredEvent]
             do {
-                batch = try await store.read(after: cursor, limit: 256, filter: .all)
+                batch = try await store.read(after: cursor, limit: Self.logPage, filter: .all)
             } catch {
                 logger.warning("supervisor could not read the log; retrying", metadata: ["error": "\(error)"])
                 try? await Task.sleep(for: .seconds(1))
                 continue
             }
-            if batch.isEmpty { break }
             for event in batch {
                 if halted { return }
                 await handle(event)
                 cursor = event.offset
             }
+            // A short page is the head as of this read's snapshot. Reading once more only to see
+            // it empty was half of the follower's reads under load (one wake per group commit);
+            // anything committed after the snapshot yields a wake of its own.
+            if batch.count < Self.logPage { break }
         }
         await saveCursor(force: false)
     }
