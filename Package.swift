@@ -105,6 +105,12 @@ let package = Package(
             dependencies: ["ReceiverApp", "EventStore", "HTTPServer", .product(name: "Logging", package: "swift-log")],
             path: "Tests/Benchmarks/SSEBench"
         ),
+        // Tests/Benchmarks/PipelineBench: CPU per callback, stage by stage, without HTTP.
+        .executableTarget(
+            name: "pipeline-bench",
+            dependencies: ["NCS", "EventStore", "Supervisor", .product(name: "Logging", package: "swift-log")],
+            path: "Tests/Benchmarks/PipelineBench"
+        ),
         // Shared test support: fixture loader, raw-bytes loopback client, process handles.
         .target(
             name: "ReceiverTesting",
