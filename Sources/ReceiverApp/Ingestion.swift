@@ -44,22 +44,24 @@ public final class Ingestion: Sendable {
     private let logger: Logger
     public let statistics = IngestionStatistics()
     /// Told about every verified, decoded callback before its commit (resends and redundant
-    /// copies included): the supervisor acts on exits in parallel with the commit.
-    private let onDecoded: (@Sendable (NCSNotification) -> Void)?
+    /// copies included), with the commit to start when it is ready: the supervisor lets other
+    /// events commit at once and holds an exit until the restart's claim is durable.
+    public typealias BeforeCommit = @Sendable (_ notification: NCSNotification, _ commit: @escaping @Sendable () -> Void) -> Void
+    private let beforeCommit: BeforeCommit?
     /// What is known of each sid's uids (started with, HA-migrated to), to classify sessions.
     private let directory: SessionDirectory
     /// Acknowledgement latency and events by type (nil: not measured).
     let metrics: ReceiverMetrics?
 
     public init(settings: Settings, store: any EventStore, committer: GroupCommitter, directory: SessionDirectory = SessionDirectory(),
-                logger: Logger, metrics: ReceiverMetrics? = nil, onDecoded: (@Sendable (NCSNotification) -> Void)? = nil) {
+                logger: Logger, metrics: ReceiverMetrics? = nil, beforeCommit: BeforeCommit? = nil) {
         self.metrics = metrics
         self.settings = Mutex(settings)
         self.directory = directory
         self.store = store
         self.committer = committer
         self.logger = logger
-        self.onDecoded = onDecoded
+        self.beforeCommit = beforeCommit
     }
 
     /// Replaces the secrets (SIGHUP reload, rotation) without dropping requests in flight.
@@ -134,7 +136,6 @@ public final class Ingestion: Sendable {
             sessionClass = SessionClassifier.classify(notification, knowledge: knowledge)
             migrations = knowledge?.failoverUids.count ?? 0
         }
-        onDecoded?(notification)
         let event = EventNormalizer.normalize(notification, receiverName: settings.receiverName, sessionClass: sessionClass, migrations: migrations)
         let keys = notification.dedupKeys
         let nowMs = Int64(Date().timeIntervalSince1970 * 1000)
@@ -151,23 +152,27 @@ public final class Ingestion: Sendable {
         let statistics = self.statistics
         let logger = self.logger
         let metrics = self.metrics
-        committer.submit(record) { result in
-            switch result {
-            case .success(.appended(let offset)):
-                statistics.appended.add(1, ordering: .relaxed)
-                metrics?.eventAppended(eventType: notification.eventType)
-                completion(.appended(offset: offset))
-            case .success(.duplicate(let offset, let key)):
-                let layer: DedupLayer = key == keys.transport ? .transport : .semantic
-                if layer == .transport { statistics.duplicateTransport.add(1, ordering: .relaxed) } else { statistics.duplicateSemantic.add(1, ordering: .relaxed) }
-                completion(.duplicate(ofOffset: offset, layer: layer))
-            case .failure(let error):
-                statistics.storeFailures.add(1, ordering: .relaxed)
-                logger.error("store append failed; answering 503 so Agora resends",
-                             metadata: ["error": "\(error)", "request_id": "\(requestID ?? "-")"])
-                completion(.unavailable(message: "the event store is unavailable; retry later"))
+        let committer = self.committer
+        let commit: @Sendable () -> Void = {
+            committer.submit(record) { result in
+                switch result {
+                case .success(.appended(let offset)):
+                    statistics.appended.add(1, ordering: .relaxed)
+                    metrics?.eventAppended(eventType: notification.eventType)
+                    completion(.appended(offset: offset))
+                case .success(.duplicate(let offset, let key)):
+                    let layer: DedupLayer = key == keys.transport ? .transport : .semantic
+                    if layer == .transport { statistics.duplicateTransport.add(1, ordering: .relaxed) } else { statistics.duplicateSemantic.add(1, ordering: .relaxed) }
+                    completion(.duplicate(ofOffset: offset, layer: layer))
+                case .failure(let error):
+                    statistics.storeFailures.add(1, ordering: .relaxed)
+                    logger.error("store append failed; answering 503 so Agora resends",
+                                 metadata: ["error": "\(error)", "request_id": "\(requestID ?? "-")"])
+                    completion(.unavailable(message: "the event store is unavailable; retry later"))
+                }
             }
         }
+        if let beforeCommit { beforeCommit(notification, commit) } else { commit() }
     }
 
     /// Keeps a refused request for operators, then answers. Quarantine trouble never changes

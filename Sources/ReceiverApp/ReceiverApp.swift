@@ -137,7 +137,7 @@ public final class ReceiverApp: Sendable {
         ingestion = Ingestion(
             settings: .init(verifier: verifier, receiverName: configuration.receiverName),
             store: store, committer: committer, directory: directory, logger: logger, metrics: metrics,
-            onDecoded: supervisor.callbackArrived
+            beforeCommit: supervisor.callbackArrived(_:thenCommit:)
         )
 
         var publicRouter = Router()

@@ -3,6 +3,7 @@ import Foundation
 import NCS
 import Simulator
 import Supervisor
+import Synchronization
 import Testing
 import Timing
 
@@ -83,4 +84,49 @@ import Timing
         #expect(!world.simulator.calls().contains { $0.endpoint == .acquire && $0.uid == "1002" })
         #expect(await Self.recording(world, "stale")?.current?.sid == sid)
     }
+
+    /// Ingestion holds an exit's commit until the restart's claim (and intent) is durable, so
+    /// the claim's fsync is not queued behind the exit's group commit; anything else commits at once.
+    @Test func anArrivingExitCommitsOnlyOnceItsRestartIsClaimed_OtherEventsAtOnce() async throws {
+        let world = try await SupervisedWorld(speedup: 100, seed: 23, redundant: false)
+        defer { Task { await world.shutdown() } }
+        let sid = try await Self.running(world, "held")
+        let supervisor = try #require(world.supervisor)
+
+        let progress = try NotificationDecoder.decode(Array("""
+            {"noticeId":"held-33","productId":3,"eventType":33,"notifyMs":1,"payload":{"cname":"held","uid":"1001",\
+            "sid":"\(sid)","sequence":7,"sendts":1,"serviceType":0,"details":{"msgName":"uploading_progress","progress":"10"}}}
+            """.utf8))
+        let progressCommitted = CommitFlag()
+        supervisor.callbackArrived(progress, thenCommit: { progressCommitted.set() })
+        #expect(progressCommitted.isSet, "a non-exit event must commit without waiting")
+
+        // At the moment the exit may commit, the claim must already be in the store.
+        let exit = try NotificationDecoder.decode(Array(Self.exitBody(noticeId: "held-exit-11", cname: "held", sid: sid, uid: "1001").utf8))
+        let ownerWhenCommitted: String? = await withCheckedContinuation { continuation in
+            let store = world.store
+            supervisor.callbackArrived(exit, thenCommit: {
+                Task { continuation.resume(returning: try? await store.claimOwner("restart:\(sid)")) }
+            })
+        }
+        #expect(ownerWhenCommitted == "world")
+        let acquired = await world.wait(upTo: .seconds(30)) {
+            world.simulator.calls().contains { $0.endpoint == .acquire && $0.uid == "1002" }
+        }
+        #expect(acquired)
+
+        // An exit that restarts nothing (not the sid's recorder) still commits, without a claim.
+        let stale = try NotificationDecoder.decode(Array(Self.exitBody(noticeId: "held-stale-11", cname: "held", sid: sid, uid: "4242",
+                                                                        sequence: 101).utf8))
+        let staleCommitted: Bool = await withCheckedContinuation { continuation in
+            supervisor.callbackArrived(stale, thenCommit: { continuation.resume(returning: true) })
+        }
+        #expect(staleCommitted)
+    }
+}
+
+private final class CommitFlag: Sendable {
+    private let value = Atomic<Bool>(false)
+    func set() { value.store(true, ordering: .relaxed) }
+    var isSet: Bool { value.load(ordering: .relaxed) }
 }

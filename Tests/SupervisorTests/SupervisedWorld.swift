@@ -84,7 +84,7 @@ final class SupervisedWorld: Sendable {
         settingsTweak(&settings)
         let supervisor = Supervisor(store: store, client: client, directory: directory, settings: settings, clock: clock, logger: logger)
         let ingestion = Ingestion(settings: .init(verifier: nil, receiverName: "world-\(number)"), store: store, committer: committer,
-                                  directory: directory, logger: logger, onDecoded: supervisor.callbackArrived)
+                                  directory: directory, logger: logger, beforeCommit: supervisor.callbackArrived(_:thenCommit:))
         let run = Task { await supervisor.run() }
         incarnation.withLock { $0 = Incarnation(supervisor: supervisor, ingestion: ingestion, run: run, client: client) }
         route.target.withLock {
