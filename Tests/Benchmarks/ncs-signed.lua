@@ -2,6 +2,8 @@
 -- sequence each time), so the receiver runs its whole pipeline and appends every one.
 -- The HMAC-SHA256 comes from OpenSSL's libcrypto through LuaJIT's FFI (wrk embeds LuaJIT).
 -- Secret: NCS_BENCH_SECRET, default ncs-fixture-secret.
+-- NCS_BENCH_SIDS=<n>: the callbacks belong to n recording sessions (sids), as Agora's traffic
+-- does, instead of a new sid for each (the default). Each stays distinct: the sequence grows.
 local ffi = require("ffi")
 ffi.cdef[[
 unsigned char *HMAC(const void *evp_md, const void *key, int key_len,
@@ -15,6 +17,7 @@ local digestLength = ffi.new("unsigned int[1]")
 local hex = {}
 for i = 0, 255 do hex[i] = string.format("%02x", i) end
 
+local sessions = tonumber(os.getenv("NCS_BENCH_SIDS") or "")
 local counter = 0
 local prefix = tostring(math.random(1, 1e9)) .. "-" .. tostring(os.time())
 
@@ -32,8 +35,9 @@ end
 request = function()
   counter = counter + 1
   local id = prefix .. "-" .. (threadPrefix or "t") .. "-" .. counter
+  local sid = sessions and (prefix .. "-" .. (threadPrefix or "t") .. "-s" .. (counter % sessions)) or id
   local body = '{"noticeId":"' .. id .. '","productId":3,"eventType":33,"notifyMs":1718600001023,' ..
-    '"payload":{"cname":"bench_room","uid":"527841","sid":"sid-' .. id .. '","sequence":' .. counter ..
+    '"payload":{"cname":"bench_room","uid":"527841","sid":"sid-' .. sid .. '","sequence":' .. counter ..
     ',"sendts":1718600001000,"serviceType":2,"details":{"msgName":"uploading_progress","progress":"' .. (counter % 100) .. '"}}}'
   return wrk.format("POST", nil, {
     ["Content-Type"] = "application/json",
