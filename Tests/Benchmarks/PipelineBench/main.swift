@@ -105,25 +105,19 @@ let bodyBytes = records.reduce(0) { $0 + $1.body.count } / max(1, records.count)
 let scratch = FileManager.default.temporaryDirectory.appendingPathComponent("pipeline-bench-\(UUID().uuidString)")
 try FileManager.default.createDirectory(at: scratch, withIntermediateDirectories: true)
 defer { try? FileManager.default.removeItem(at: scratch) }
-let sqlite = try SQLiteEventStore(path: scratch.appendingPathComponent("events.sqlite").path, logger: Logger(label: "bench"))
-try await measure("SQLite append, batches of \(batchSize), fsync on") {
+/// Appends every record in batches of `batchSize`, showing progress every 20,000.
+func appendAll(to store: any EventStore) async throws {
     var start = 0
     while start < total {
         let end = min(start + batchSize, total)
-        _ = try await sqlite.append(Array(records[start..<end]))
+        _ = try await store.append(Array(records[start..<end]))
         start = end
         if start % 20_000 == 0 { log("  appended \(start)") }
     }
 }
-let memory = InMemoryEventStore()
-try await measure("in-memory append, batches of \(batchSize)") {
-    var start = 0
-    while start < total {
-        let end = min(start + batchSize, total)
-        _ = try await memory.append(Array(records[start..<end]))
-        start = end
-    }
-}
+let sqlite = try SQLiteEventStore(path: scratch.appendingPathComponent("events.sqlite").path, logger: Logger(label: "bench"))
+try await measure("SQLite append, batches of \(batchSize), fsync on") { try await appendAll(to: sqlite) }
+try await measure("in-memory append, batches of \(batchSize)") { try await appendAll(to: InMemoryEventStore()) }
 
 func column(_ text: String, _ width: Int) -> String { text.padding(toLength: max(width, text.count), withPad: " ", startingAt: 0) }
 func figure(_ value: Double) -> String {
