@@ -116,21 +116,26 @@ public final class SQLiteEventStore: EventStore {
     private static func requireFullSynchronous(_ pool: DatabasePool) throws {
         let level = try pool.writeWithoutTransaction { db -> Int in
             try db.execute(sql: "PRAGMA synchronous = FULL")
-            return try Int.fetchOne(db, sql: "PRAGMA synchronous") ?? -1
+            return try synchronousLevel(db)
         }
         guard level == 2 else {
             throw StoreUnavailableError("SQLite refused synchronous=FULL on the writer (it reports \(level)); commits would not be durable")
         }
     }
 
+    /// A connection's `PRAGMA synchronous`: 2 is FULL.
+    private static func synchronousLevel(_ db: Database) throws -> Int {
+        try Int.fetchOne(db, sql: "PRAGMA synchronous") ?? -1
+    }
+
     /// The writer connection's `PRAGMA synchronous` (2 = FULL), for tests and diagnostics.
     func writerSynchronousLevel() async throws -> Int {
-        try await pool.writeWithoutTransaction { db in try Int.fetchOne(db, sql: "PRAGMA synchronous") ?? -1 }
+        try await pool.writeWithoutTransaction(Self.synchronousLevel)
     }
 
     /// The background checkpointer's `PRAGMA synchronous` (2 = FULL).
     func checkpointerSynchronousLevel() async throws -> Int {
-        try await checkpointer.read { db in try Int.fetchOne(db, sql: "PRAGMA synchronous") ?? -1 }
+        try await checkpointer.read(Self.synchronousLevel)
     }
 
     // MARK: - Log

@@ -1,6 +1,5 @@
 @testable import EventStore
 import Foundation
-import Logging
 import Testing
 
 /// A 200 to Agora means on disk: every commit of the SQLite store is fsynced, which in WAL mode
@@ -18,7 +17,7 @@ struct SQLiteDurabilityTests {
     @Test func theWriterAndTheCheckpointerSyncEveryCommit() async throws {
         let (directory, path) = try scratchPath()
         defer { try? FileManager.default.removeItem(at: directory) }
-        let store = try SQLiteEventStore(path: path, logger: Logger(label: "test"))
+        let store = try SQLiteEventStore(path: path, logger: quietLogger)
         _ = try await store.append([EventRecord(dedupKeys: ["n:1"], type: "t", receivedMs: 1, body: Array("{}".utf8))])
         #expect(try await store.writerSynchronousLevel() == 2)  // FULL
         #expect(try await store.checkpointerSynchronousLevel() == 2)
@@ -28,10 +27,10 @@ struct SQLiteDurabilityTests {
         let (directory, path) = try scratchPath()
         defer { try? FileManager.default.removeItem(at: directory) }
         do {
-            let first = try SQLiteEventStore(path: path, logger: Logger(label: "test"))
+            let first = try SQLiteEventStore(path: path, logger: quietLogger)
             _ = try await first.append([EventRecord(dedupKeys: ["n:1"], type: "t", receivedMs: 1, body: Array("{}".utf8))])
         }
-        let reopened = try SQLiteEventStore(path: path, logger: Logger(label: "test"))
+        let reopened = try SQLiteEventStore(path: path, logger: quietLogger)
         #expect(try await reopened.headOffset() == 1)
         #expect(try await reopened.writerSynchronousLevel() == 2)
     }
