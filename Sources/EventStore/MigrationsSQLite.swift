@@ -77,6 +77,21 @@ enum SQLiteMigrations {
                 ) WITHOUT ROWID;
                 """)
         }
+        migrator.registerMigration("v4-dedup-log") { db in
+            // Dedup keys move from a unique B-tree (a random page written per key) to a log in
+            // arrival order, looked up in memory (DedupIndex); ids follow the old arrival order.
+            try db.execute(sql: """
+                CREATE TABLE dedup_log (
+                    id INTEGER PRIMARY KEY,
+                    key TEXT NOT NULL,
+                    log_offset INTEGER NOT NULL,
+                    received_ms INTEGER NOT NULL
+                );
+                INSERT INTO dedup_log (key, log_offset, received_ms)
+                    SELECT key, log_offset, received_ms FROM dedup_keys ORDER BY received_ms, log_offset;
+                DROP TABLE dedup_keys;
+                """)
+        }
         return migrator
     }
 }

@@ -18,6 +18,10 @@ import Synchronization
 /// survive the process being killed but not the machine losing power. So FULL is set again on
 /// the writer once the pool is open, and the store refuses to open if it does not hold.
 ///
+/// Dedup keys: looked up in memory (``DedupIndex``), kept in `dedup_log` in arrival order. The
+/// store holds `<path>.lock` (an `flock`) while open: a second process on the same file would
+/// add keys this index does not know, so it is refused (several receivers: PostgreSQL).
+///
 /// Checkpoints: SQLite's automatic checkpoint runs inside the commit that crosses its threshold
 /// (1,000 WAL pages), so that commit, and every append or restart claim queued behind it, waited
 /// 5–8 ms while the writer copied the WAL into the database file and fsynced it: the tail of the
@@ -40,6 +44,8 @@ public final class SQLiteEventStore: EventStore {
     public let path: String
     public let options: StoreOptions
     private let pool: DatabasePool
+    private let dedup: Mutex<DedupIndex>
+    private let lockFile: StoreLockFile
     private let checkpointer: DatabaseQueue
     private let checkpointing: Task<Void, Never>
     private let walGrowth: WALGrowthSignal
@@ -52,17 +58,28 @@ public final class SQLiteEventStore: EventStore {
     /// How long a connection waits for a lock (seconds).
     static let busyTimeout: TimeInterval = 5
     private let logger: Logger
-    private let observers = Mutex<[@Sendable (Int64) -> Void]>([])
+    private let observers = AppendObservers()
 
     /// Opens (creating if needed) the database at `path` and migrates it to the current schema.
-    public init(path: String, options: StoreOptions = .init(), logger: Logger) throws {
+    public convenience init(path: String, options: StoreOptions = .init(), logger: Logger) throws {
+        try self.init(path: path, options: options, logger: logger, dedupHash: { $0.hashValue })
+    }
+
+    /// - Parameters:
+    ///   - dedupHash: how ``DedupIndex`` hashes keys (the tests make them collide).
+    ///   - lockWait: how long to wait for another process to let go of the store (a restart
+    ///     that overlaps the old process's shutdown) before refusing to open.
+    init(path: String, options: StoreOptions = .init(), logger: Logger, dedupHash: @escaping DedupIndex.Hash,
+         lockWait: Duration = .seconds(15)) throws {
         self.path = path
+        dedup = Mutex(DedupIndex(hash: dedupHash))
         self.options = options
         self.logger = logger
         let directory = (path as NSString).deletingLastPathComponent
         if !directory.isEmpty {
             try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         }
+        lockFile = try StoreLockFile(path: path + ".lock", wait: lockWait, logger: logger)
         var config = Configuration()
         config.label = "ncs-event-store"
         config.foreignKeysEnabled = true
@@ -86,11 +103,14 @@ public final class SQLiteEventStore: EventStore {
         checkpointConfig.prepareDatabase { db in
             try db.execute(sql: "PRAGMA synchronous = FULL")
         }
+        let started = ContinuousClock.now
+        var keys = 0
         do {
             pool = try DatabasePool(path: path, configuration: config)
             try Self.requireFullSynchronous(pool)
             try SQLiteMigrations.migrator.migrate(pool)
             checkpointer = try DatabaseQueue(path: path, configuration: checkpointConfig)
+            keys = try Self.loadDedupIndex(pool, hash: dedupHash, into: dedup)
         } catch {
             throw Self.map(error)
         }
@@ -109,7 +129,9 @@ public final class SQLiteEventStore: EventStore {
                 }
             }
         }
-        logger.debug("opened SQLite event store", metadata: ["path": "\(path)"])
+        logger.debug("opened SQLite event store", metadata: [
+            "path": "\(path)", "dedup_keys": "\(keys)", "took": "\(started.duration(to: .now))",
+        ])
     }
 
     /// Sets `synchronous=FULL` on the pool's writer (see Durability) and checks that it holds.
@@ -121,6 +143,22 @@ public final class SQLiteEventStore: EventStore {
         guard level == 2 else {
             throw StoreUnavailableError("SQLite refused synchronous=FULL on the writer (it reports \(level)); commits would not be durable")
         }
+    }
+
+    /// Reads `dedup_log` into the index; returns how many keys it holds.
+    private static func loadDedupIndex(_ pool: DatabasePool, hash: @escaping DedupIndex.Hash, into dedup: borrowing Mutex<DedupIndex>) throws -> Int {
+        var index = DedupIndex(hash: hash)
+        try pool.read { db in
+            let total = try Int.fetchOne(db, sql: "SELECT count(*) FROM dedup_log") ?? 0
+            index.reserve(total)
+            let rows = try Row.fetchCursor(db, sql: "SELECT id, key FROM dedup_log ORDER BY id")
+            while let row = try rows.next() {
+                index.insert(row[1], id: row[0])
+            }
+        }
+        let count = index.count
+        dedup.withLock { $0 = index }
+        return count
     }
 
     /// A connection's `PRAGMA synchronous`: 2 is FULL.
@@ -140,49 +178,76 @@ public final class SQLiteEventStore: EventStore {
 
     // MARK: - Log
 
+    /// One transaction: the records that are new go into the log and their keys into
+    /// `dedup_log` (and, once committed, the index); the others are kept as duplicates.
     public func append(_ records: [EventRecord]) async throws -> [AppendOutcome] {
         if records.isEmpty { return [] }
-        let (outcomes, head) = try await write { db -> ([AppendOutcome], Int64?) in
-            let findKey = try db.cachedStatement(sql: "SELECT log_offset FROM dedup_keys WHERE key = ?")
-            let insertEvent = try db.cachedStatement(sql: """
-                INSERT INTO events (type, event_type, cname, sid, time_ms, received_ms, body)
-                VALUES (?, ?, ?, ?, ?, ?, ?)
-                """)
-            let insertKey = try db.cachedStatement(sql: "INSERT OR IGNORE INTO dedup_keys (key, log_offset, received_ms) VALUES (?, ?, ?)")
-            let insertDuplicate = try db.cachedStatement(sql: "INSERT INTO duplicates (log_offset, key, received_ms) VALUES (?, ?, ?)")
+        let (outcomes, head) = try await writeWithoutTransaction { db -> ([AppendOutcome], Int64?) in
             var outcomes: [AppendOutcome] = []
-            outcomes.reserveCapacity(records.count)
             var head: Int64?
-            for record in records {
-                // Keys of earlier records of this batch are visible: same transaction.
-                var owner: (offset: Int64, key: String)?
-                for key in record.dedupKeys {
-                    if let offset = try Int64.fetchOne(findKey, arguments: [key]) {
-                        owner = (offset, key)
-                        break
+            var added: [(key: String, id: Int64)] = []
+            try db.inTransaction {
+                outcomes = []
+                added = []
+                head = nil
+                outcomes.reserveCapacity(records.count)
+                let insertEvent = try db.cachedStatement(sql: """
+                    INSERT INTO events (type, event_type, cname, sid, time_ms, received_ms, body)
+                    VALUES (?, ?, ?, ?, ?, ?, ?)
+                    """)
+                let insertKey = try db.cachedStatement(sql: "INSERT INTO dedup_log (key, log_offset, received_ms) VALUES (?, ?, ?)")
+                let insertDuplicate = try db.cachedStatement(sql: "INSERT INTO duplicates (log_offset, key, received_ms) VALUES (?, ?, ?)")
+                // Keys of earlier records of this batch: not in the index until the commit.
+                var batchKeys: [String: Int64] = [:]
+                for record in records {
+                    var owner: (offset: Int64, key: String)?
+                    for key in record.dedupKeys {
+                        if let offset = try batchKeys[key] ?? self.indexedOffset(of: key, db) {
+                            owner = (offset, key)
+                            break
+                        }
                     }
+                    if let owner {
+                        try insertDuplicate.execute(arguments: [owner.offset, owner.key, record.receivedMs])
+                        outcomes.append(.duplicate(ofOffset: owner.offset, key: owner.key))
+                        continue
+                    }
+                    try insertEvent.execute(arguments: [
+                        record.type, record.eventType, record.cname, record.sid, record.timeMs, record.receivedMs,
+                        Data(record.body),
+                    ])
+                    let offset = db.lastInsertedRowID
+                    for key in record.dedupKeys where batchKeys[key] == nil {
+                        // A record may list the same key twice; it is kept once.
+                        try insertKey.execute(arguments: [key, offset, record.receivedMs])
+                        added.append((key, db.lastInsertedRowID))
+                        batchKeys[key] = offset
+                    }
+                    outcomes.append(.appended(offset: offset))
+                    head = offset
                 }
-                if let owner {
-                    try insertDuplicate.execute(arguments: [owner.offset, owner.key, record.receivedMs])
-                    outcomes.append(.duplicate(ofOffset: owner.offset, key: owner.key))
-                    continue
+                return .commit
+            }
+            // Committed (still on the writer's queue, so the next transaction sees them).
+            if !added.isEmpty {
+                self.dedup.withLock { index in
+                    for (key, id) in added { index.insert(key, id: id) }
                 }
-                try insertEvent.execute(arguments: [
-                    record.type, record.eventType, record.cname, record.sid, record.timeMs, record.receivedMs,
-                    Data(record.body),
-                ])
-                let offset = db.lastInsertedRowID
-                for key in record.dedupKeys {
-                    // A record may list the same key twice; the first insert owns it.
-                    try insertKey.execute(arguments: [key, offset, record.receivedMs])
-                }
-                outcomes.append(.appended(offset: offset))
-                head = offset
             }
             return (outcomes, head)
         }
-        if let head { notify(head) }
+        if let head { observers.notify(head) }
         return outcomes
+    }
+
+    /// The offset that owns `key` according to the index, confirmed against `dedup_log`.
+    private func indexedOffset(of key: String, _ db: Database) throws -> Int64? {
+        let (first, second) = dedup.withLock { $0.candidates(for: key) }
+        for id in [first, second].compactMap({ $0 }) {
+            let row = try Row.fetchOne(db.cachedStatement(sql: "SELECT key, log_offset FROM dedup_log WHERE id = ?"), arguments: [id])
+            if let row, row[0] as String == key { return row[1] }
+        }
+        return nil
     }
 
     public func read(after offset: Int64, limit: Int, filter: EventFilter) async throws -> [StoredEvent] {
@@ -393,36 +458,64 @@ public final class SQLiteEventStore: EventStore {
     /// Events by age and count; duplicate hits of dropped events go with them; dedup keys older
     /// than the dedup window; quarantine by age. Claims and documents are never swept.
     public func sweep(_ policy: RetentionPolicy, nowMs: Int64) async throws -> SweepReport {
-        try await write { db in
+        try await writeWithoutTransaction { db -> SweepReport in
             var report = SweepReport()
-            if let maxAge = policy.maxEventAgeMs {
-                try db.execute(sql: "DELETE FROM events WHERE received_ms < ?", arguments: [nowMs - maxAge])
-                report.eventsDeleted += db.changesCount
+            var forgotten: [(key: String, id: Int64)] = []
+            try db.inTransaction {
+                (report, forgotten) = try Self.sweep(db, policy, nowMs: nowMs)
+                return .commit
             }
-            if let maxCount = policy.maxEventCount {
-                try db.execute(
-                    sql: """
-                        DELETE FROM events WHERE log_offset <=
-                            (SELECT log_offset FROM events ORDER BY log_offset DESC LIMIT 1 OFFSET ?)
-                        """,
-                    arguments: [max(0, maxCount)]
-                )
-                report.eventsDeleted += db.changesCount
-            }
-            if report.eventsDeleted > 0 {
-                try db.execute(sql: """
-                    DELETE FROM duplicates
-                    WHERE NOT EXISTS (SELECT 1 FROM events WHERE events.log_offset = duplicates.log_offset)
-                    """)
-            }
-            try db.execute(sql: "DELETE FROM dedup_keys WHERE received_ms < ?", arguments: [nowMs - policy.dedupWindowMs])
-            report.dedupKeysDeleted = db.changesCount
-            if let maxAge = policy.maxQuarantineAgeMs {
-                try db.execute(sql: "DELETE FROM quarantine WHERE received_ms < ?", arguments: [nowMs - maxAge])
-                report.quarantineDeleted = db.changesCount
+            // Committed: the index forgets the same keys (still on the writer's queue).
+            if !forgotten.isEmpty {
+                self.dedup.withLock { index in
+                    for (key, id) in forgotten { index.remove(key, id: id) }
+                }
             }
             return report
         }
+    }
+
+    /// The sweep's transaction; returns what it did and the `dedup_log` rows it dropped.
+    private static func sweep(_ db: Database, _ policy: RetentionPolicy, nowMs: Int64) throws -> (SweepReport, [(key: String, id: Int64)]) {
+        var report = SweepReport()
+        if let maxAge = policy.maxEventAgeMs {
+            try db.execute(sql: "DELETE FROM events WHERE received_ms < ?", arguments: [nowMs - maxAge])
+            report.eventsDeleted += db.changesCount
+        }
+        if let maxCount = policy.maxEventCount {
+            try db.execute(
+                sql: """
+                    DELETE FROM events WHERE log_offset <=
+                        (SELECT log_offset FROM events ORDER BY log_offset DESC LIMIT 1 OFFSET ?)
+                    """,
+                arguments: [max(0, maxCount)]
+            )
+            report.eventsDeleted += db.changesCount
+        }
+        if report.eventsDeleted > 0 {
+            try db.execute(sql: """
+                DELETE FROM duplicates
+                WHERE NOT EXISTS (SELECT 1 FROM events WHERE events.log_offset = duplicates.log_offset)
+                """)
+        }
+        // dedup_log is in arrival order: the keys to drop are a prefix of it, up to the first
+        // one still inside the window. (A key that came after a younger one, the clock having
+        // stepped back, stays until that one goes: kept longer, never shorter.)
+        var forgotten: [(key: String, id: Int64)] = []
+        let oldest = try Row.fetchCursor(db, sql: "SELECT id, key, received_ms FROM dedup_log ORDER BY id")
+        while let row = try oldest.next() {
+            guard (row[2] as Int64) < nowMs - policy.dedupWindowMs else { break }
+            forgotten.append((row[1], row[0]))
+        }
+        if let last = forgotten.last {
+            try db.execute(sql: "DELETE FROM dedup_log WHERE id <= ?", arguments: [last.id])
+        }
+        report.dedupKeysDeleted = forgotten.count
+        if let maxAge = policy.maxQuarantineAgeMs {
+            try db.execute(sql: "DELETE FROM quarantine WHERE received_ms < ?", arguments: [nowMs - maxAge])
+            report.quarantineDeleted = db.changesCount
+        }
+        return (report, forgotten)
     }
 
     // MARK: - Lifecycle
@@ -451,7 +544,7 @@ public final class SQLiteEventStore: EventStore {
     }
 
     public func observeAppends(_ handler: @escaping @Sendable (Int64) -> Void) {
-        observers.withLock { $0.append(handler) }
+        observers.add(handler)
     }
 
     public func checkHealth() async throws {
@@ -463,6 +556,7 @@ public final class SQLiteEventStore: EventStore {
     deinit {
         walGrowth.wake.finish()
         checkpointing.cancel()
+        lockFile.release()
     }
 
     public func close() async {
@@ -475,6 +569,7 @@ public final class SQLiteEventStore: EventStore {
         } catch {
             logger.warning("closing the SQLite event store failed", metadata: ["error": "\(error)"])
         }
+        lockFile.release()
     }
 
     // MARK: - Helpers
@@ -484,13 +579,19 @@ public final class SQLiteEventStore: EventStore {
         var value: [UInt8]
     }
 
-    private func notify(_ head: Int64) {
-        for observer in observers.withLock({ $0 }) { observer(head) }
-    }
-
     private func write<T: Sendable>(_ updates: @escaping @Sendable (Database) throws -> T) async throws -> T {
         do {
             return try await pool.write(updates)
+        } catch {
+            throw Self.map(error)
+        }
+    }
+
+    /// On the writer's connection, which opens its own transaction: what must happen right after
+    /// the commit (the dedup index) still runs on the writer's queue, before any other write.
+    private func writeWithoutTransaction<T: Sendable>(_ updates: @escaping @Sendable (Database) throws -> T) async throws -> T {
+        do {
+            return try await pool.writeWithoutTransaction(updates)
         } catch {
             throw Self.map(error)
         }
@@ -669,5 +770,63 @@ final class WALGrowthSignal: Sendable {
             }
             return SQLITE_OK
         }, Unmanaged.passUnretained(self).toOpaque())
+    }
+}
+
+/// Who to tell about new heads (subscribers, the supervisor's log follower).
+final class AppendObservers: Sendable {
+    private let handlers = Mutex<[@Sendable (Int64) -> Void]>([])
+
+    func add(_ handler: @escaping @Sendable (Int64) -> Void) {
+        handlers.withLock { $0.append(handler) }
+    }
+
+    func notify(_ head: Int64) {
+        for handler in handlers.withLock({ $0 }) { handler(head) }
+    }
+}
+
+/// `<database>.lock`, held with `flock` while a store has the database open: the dedup index
+/// lives in this process's memory, so a second process on the same file is refused at open.
+/// The kernel drops the lock when the process dies, SIGKILL included. The file stays (removing
+/// it would let two processes lock two different files of the same name).
+final class StoreLockFile: Sendable {
+    private let descriptor: Mutex<Int32>
+
+    /// Waits up to `wait` for a process that holds the lock (one shutting down while its
+    /// replacement starts) before refusing with who holds it.
+    init(path: String, wait: Duration, logger: Logger) throws {
+        let fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o644)
+        guard fd >= 0 else {
+            throw StoreUnavailableError("cannot open the lock file \(path): \(String(cString: strerror(errno)))")
+        }
+        let deadline = ContinuousClock.now + wait
+        var told = false
+        while flock(fd, LOCK_EX | LOCK_NB) != 0 {
+            let holder = (try? String(contentsOfFile: path, encoding: .utf8))?.trimmingCharacters(in: .whitespacesAndNewlines) ?? ""
+            let who = "another process (\(holder.isEmpty ? "pid unknown" : "pid " + holder)) has this SQLite store open (\(path))"
+            guard ContinuousClock.now < deadline else {
+                close(fd)
+                throw StoreUnavailableError(who + "; one receiver per SQLite file, several receivers share PostgreSQL")
+            }
+            if !told {
+                logger.warning("waiting for the SQLite store to be let go", metadata: ["holder": "\(who)", "wait": "\(wait)"])
+                told = true
+            }
+            usleep(50_000)
+        }
+        let pid = Array("\(getpid())\n".utf8)
+        _ = ftruncate(fd, 0)
+        _ = pid.withUnsafeBytes { pwrite(fd, $0.baseAddress, $0.count, 0) }
+        descriptor = Mutex(fd)
+    }
+
+    /// Idempotent.
+    func release() {
+        descriptor.withLock { fd in
+            guard fd >= 0 else { return }
+            close(fd)  // drops the flock
+            fd = -1
+        }
     }
 }
