@@ -1,5 +1,5 @@
--- wrk script: a distinct, correctly signed NCS callback per request (new noticeId, sid and
--- sequence each time), so the receiver runs its whole pipeline and appends every one.
+-- wrk script: a distinct, correctly signed NCS callback per request (new random noticeId, sid
+-- and sequence each time), so the receiver runs its whole pipeline and appends every one.
 -- The HMAC-SHA256 comes from OpenSSL's libcrypto through LuaJIT's FFI (wrk embeds LuaJIT).
 -- Secret: NCS_BENCH_SECRET, default ncs-fixture-secret.
 -- NCS_BENCH_SIDS=<n>: the callbacks belong to n recording sessions (sids), as Agora's traffic
@@ -17,6 +17,8 @@ local digestLength = ffi.new("unsigned int[1]")
 local hex = {}
 for i = 0, 255 do hex[i] = string.format("%02x", i) end
 
+-- LuaJIT starts every state on the same seed: without this, two runs would send the same ids.
+math.randomseed(os.time())
 local sessions = tonumber(os.getenv("NCS_BENCH_SIDS") or "")
 local counter = 0
 local prefix = tostring(math.random(1, 1e9)) .. "-" .. tostring(os.time())
@@ -34,7 +36,10 @@ end
 
 request = function()
   counter = counter + 1
-  local id = prefix .. "-" .. (threadPrefix or "t") .. "-" .. counter
+  -- A random hex noticeId, as Agora sends (32-hex strings, UUIDs); the counter keeps it unique:
+  -- sequential ids would land side by side in a B-tree and flatter any index on them.
+  local id = string.format("%08x%08x%08x%08x%08x", math.random(0, 0x7fffffff), math.random(0, 0x7fffffff),
+    math.random(0, 0x7fffffff), tonumber(threadPrefix) or 0, counter)
   local sid = sessions and (prefix .. "-" .. (threadPrefix or "t") .. "-s" .. (counter % sessions)) or id
   local body = '{"noticeId":"' .. id .. '","productId":3,"eventType":33,"notifyMs":1718600001023,' ..
     '"payload":{"cname":"bench_room","uid":"527841","sid":"sid-' .. sid .. '","sequence":' .. counter ..

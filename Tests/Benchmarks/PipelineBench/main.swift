@@ -11,6 +11,9 @@
 // background checkpointer count) and the same batches into the in-memory store.
 // BATCH=<n> changes the batch size: the receiver's group commits under wrk -c32 hold about 10
 // (ncs_store_commit_batch_events), and a commit's fixed cost is what the difference shows.
+// AGED=<n> first fills the SQLite store with n older events (random UUID noticeIds, two keys
+// each, as Agora's traffic has), so the append is measured on a store that has been running
+// for a while rather than on an empty file.
 import EventStore
 import Foundation
 import Logging
@@ -19,6 +22,7 @@ import Supervisor
 
 let total = Int(CommandLine.arguments.dropFirst().first ?? "") ?? 100_000
 let batchSize = Int(ProcessInfo.processInfo.environment["BATCH"] ?? "") ?? 32
+let aged = Int(ProcessInfo.processInfo.environment["AGED"] ?? "") ?? 0
 let secret = "ncs-fixture-secret"
 
 func log(_ text: String) { FileHandle.standardError.write(Data((text + "\n").utf8)) }
@@ -116,6 +120,22 @@ func appendAll(to store: any EventStore) async throws {
     }
 }
 let sqlite = try SQLiteEventStore(path: scratch.appendingPathComponent("events.sqlite").path, logger: Logger(label: "bench"))
+if aged > 0, let model = records.first {
+    log("filling the SQLite store with \(aged) older events…")
+    var filled = 0
+    while filled < aged {
+        let batch = (filled..<min(filled + 512, aged)).map { index in
+            var record = model
+            let sid = "aged-sid-\(index / 40)"
+            record.dedupKeys = [UUID().uuidString.lowercased(), "3|\(sid)|33|527841|\(index)"]
+            record.sid = sid
+            return record
+        }
+        _ = try await sqlite.append(batch)
+        filled += batch.count
+        if filled % 100_000 < 512 || filled == aged { log("  filled \(filled) of \(aged)") }
+    }
+}
 try await measure("SQLite append, batches of \(batchSize), fsync on") { try await appendAll(to: sqlite) }
 try await measure("in-memory append, batches of \(batchSize)") { try await appendAll(to: InMemoryEventStore()) }
 
