@@ -8,12 +8,6 @@ import Testing
 /// rebuilt at open, the migration from the v3 table, and the lock that keeps a second process off.
 @Suite("SQLite dedup index")
 struct SQLiteDedupIndexTests {
-    private func scratchPath() throws -> (directory: URL, path: String) {
-        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("sqlite-dedup-\(UUID().uuidString)")
-        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
-        return (directory, directory.appendingPathComponent("events.sqlite").path)
-    }
-
     private func record(_ keys: [String], receivedMs: Int64 = 1) -> EventRecord {
         EventRecord(dedupKeys: keys, type: "t", receivedMs: receivedMs, body: Array("{\"k\":\"\(keys.joined())\"}".utf8))
     }
@@ -41,7 +35,7 @@ struct SQLiteDedupIndexTests {
 
     /// Every key hashes alike: a hash hit alone must never make a new event a duplicate.
     @Test func collidingHashesNeverMakeANewEventADuplicate() async throws {
-        let (directory, path) = try scratchPath()
+        let (directory, path) = try sqliteScratchPath("sqlite-dedup")
         defer { try? FileManager.default.removeItem(at: directory) }
         let collide: DedupIndex.Hash = { _ in 7 }
         var offsets: [String: Int64] = [:]
@@ -71,7 +65,7 @@ struct SQLiteDedupIndexTests {
     }
 
     @Test func aStoreOfTheVersion3SchemaKeepsItsKeys() async throws {
-        let (directory, path) = try scratchPath()
+        let (directory, path) = try sqliteScratchPath("sqlite-dedup")
         defer { try? FileManager.default.removeItem(at: directory) }
         do {
             let queue = try DatabaseQueue(path: path)
@@ -97,7 +91,7 @@ struct SQLiteDedupIndexTests {
     }
 
     @Test func aSecondStoreOnTheSameFileWaitsForTheFirstThenIsRefused() async throws {
-        let (directory, path) = try scratchPath()
+        let (directory, path) = try sqliteScratchPath("sqlite-dedup")
         defer { try? FileManager.default.removeItem(at: directory) }
         let first = try SQLiteEventStore(path: path, logger: quietLogger)
         _ = try await first.append([record(["k"])])

@@ -8,14 +8,8 @@ import Testing
 /// tell apart (the page cache survives the process) but a power cut can.
 @Suite("SQLite durability settings")
 struct SQLiteDurabilityTests {
-    private func scratchPath() throws -> (directory: URL, path: String) {
-        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("sqlite-durability-\(UUID().uuidString)")
-        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
-        return (directory, directory.appendingPathComponent("events.sqlite").path)
-    }
-
     @Test func theWriterAndTheCheckpointerSyncEveryCommit() async throws {
-        let (directory, path) = try scratchPath()
+        let (directory, path) = try sqliteScratchPath("sqlite-durability")
         defer { try? FileManager.default.removeItem(at: directory) }
         let store = try SQLiteEventStore(path: path, logger: quietLogger)
         _ = try await store.append([EventRecord(dedupKeys: ["n:1"], type: "t", receivedMs: 1, body: Array("{}".utf8))])
@@ -24,7 +18,7 @@ struct SQLiteDurabilityTests {
     }
 
     @Test func aReopenedStoreStillSyncsEveryCommit() async throws {
-        let (directory, path) = try scratchPath()
+        let (directory, path) = try sqliteScratchPath("sqlite-durability")
         defer { try? FileManager.default.removeItem(at: directory) }
         do {
             let first = try SQLiteEventStore(path: path, logger: quietLogger)

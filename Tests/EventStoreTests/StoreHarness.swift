@@ -109,6 +109,13 @@ func record(_ keys: [String], type: String = "io.agora.cloudrecording.test", eve
 }
 
 /// Seconds since `start` on the continuous clock.
+/// A new folder under the temporary directory and the path of a SQLite file in it.
+func sqliteScratchPath(_ label: String) throws -> (directory: URL, path: String) {
+    let directory = FileManager.default.temporaryDirectory.appendingPathComponent("\(label)-\(UUID().uuidString)")
+    try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+    return (directory, directory.appendingPathComponent("events.sqlite").path)
+}
+
 func seconds(since start: ContinuousClock.Instant) -> Double {
     let elapsed = start.duration(to: .now)
     return Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
