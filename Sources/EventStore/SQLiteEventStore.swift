@@ -821,6 +821,11 @@ final class StoreLockFile: Sendable {
         descriptor = Mutex(fd)
     }
 
+    /// A store whose init failed after taking the lock (a failed migration) lets go of it here.
+    deinit {
+        release()
+    }
+
     /// Idempotent.
     func release() {
         descriptor.withLock { fd in

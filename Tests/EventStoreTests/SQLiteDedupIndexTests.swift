@@ -90,6 +90,19 @@ struct SQLiteDedupIndexTests {
         await store.close()
     }
 
+    @Test func aStoreThatFailsToOpenLetsGoOfTheLock() async throws {
+        let (directory, path) = try sqliteScratchPath("sqlite-dedup")
+        defer { try? FileManager.default.removeItem(at: directory) }
+        try Data(repeating: 0x5a, count: 8192).write(to: URL(fileURLWithPath: path))  // not a database
+        #expect(throws: (any Error).self) {
+            _ = try SQLiteEventStore(path: path, logger: quietLogger, dedupHash: { $0.hashValue }, lockWait: .milliseconds(100))
+        }
+        try FileManager.default.removeItem(atPath: path)
+        let store = try SQLiteEventStore(path: path, logger: quietLogger, dedupHash: { $0.hashValue }, lockWait: .milliseconds(100))
+        #expect(try await store.append([record(["k"])]) == [.appended(offset: 1)])
+        await store.close()
+    }
+
     @Test func aSecondStoreOnTheSameFileWaitsForTheFirstThenIsRefused() async throws {
         let (directory, path) = try sqliteScratchPath("sqlite-dedup")
         defer { try? FileManager.default.removeItem(at: directory) }
