@@ -58,7 +58,7 @@ public final class SQLiteEventStore: EventStore {
     /// How long a connection waits for a lock (seconds).
     static let busyTimeout: TimeInterval = 5
     private let logger: Logger
-    private let observers = AppendObservers()
+    private let observers = Mutex<[@Sendable (Int64) -> Void]>([])
 
     /// Opens (creating if needed) the database at `path` and migrates it to the current schema.
     public convenience init(path: String, options: StoreOptions = .init(), logger: Logger) throws {
@@ -187,9 +187,6 @@ public final class SQLiteEventStore: EventStore {
             var head: Int64?
             var added: [(key: String, id: Int64)] = []
             try db.inTransaction {
-                outcomes = []
-                added = []
-                head = nil
                 outcomes.reserveCapacity(records.count)
                 let insertEvent = try db.cachedStatement(sql: """
                     INSERT INTO events (type, event_type, cname, sid, time_ms, received_ms, body)
@@ -236,18 +233,20 @@ public final class SQLiteEventStore: EventStore {
             }
             return (outcomes, head)
         }
-        if let head { observers.notify(head) }
+        if let head { notify(head) }
         return outcomes
     }
 
     /// The offset that owns `key` according to the index, confirmed against `dedup_log`.
     private func indexedOffset(of key: String, _ db: Database) throws -> Int64? {
         let (first, second) = dedup.withLock { $0.candidates(for: key) }
-        for id in [first, second].compactMap({ $0 }) {
+        func owner(_ id: Int64?) throws -> Int64? {
+            guard let id else { return nil }
             let row = try Row.fetchOne(db.cachedStatement(sql: "SELECT key, log_offset FROM dedup_log WHERE id = ?"), arguments: [id])
-            if let row, row[0] as String == key { return row[1] }
+            guard let row, row[0] as String == key else { return nil }
+            return row[1]
         }
-        return nil
+        return try owner(first) ?? owner(second)
     }
 
     public func read(after offset: Int64, limit: Int, filter: EventFilter) async throws -> [StoredEvent] {
@@ -544,7 +543,7 @@ public final class SQLiteEventStore: EventStore {
     }
 
     public func observeAppends(_ handler: @escaping @Sendable (Int64) -> Void) {
-        observers.add(handler)
+        observers.withLock { $0.append(handler) }
     }
 
     public func checkHealth() async throws {
@@ -556,7 +555,6 @@ public final class SQLiteEventStore: EventStore {
     deinit {
         walGrowth.wake.finish()
         checkpointing.cancel()
-        lockFile.release()
     }
 
     public func close() async {
@@ -585,6 +583,10 @@ public final class SQLiteEventStore: EventStore {
         } catch {
             throw Self.map(error)
         }
+    }
+
+    private func notify(_ head: Int64) {
+        for observer in observers.withLock({ $0 }) { observer(head) }
     }
 
     /// On the writer's connection, which opens its own transaction: what must happen right after
@@ -770,19 +772,6 @@ final class WALGrowthSignal: Sendable {
             }
             return SQLITE_OK
         }, Unmanaged.passUnretained(self).toOpaque())
-    }
-}
-
-/// Who to tell about new heads (subscribers, the supervisor's log follower).
-final class AppendObservers: Sendable {
-    private let handlers = Mutex<[@Sendable (Int64) -> Void]>([])
-
-    func add(_ handler: @escaping @Sendable (Int64) -> Void) {
-        handlers.withLock { $0.append(handler) }
-    }
-
-    func notify(_ head: Int64) {
-        for handler in handlers.withLock({ $0 }) { handler(head) }
     }
 }
 
