@@ -11,6 +11,13 @@
 /// - Offsets are positive, strictly increasing in commit order, and a reader that has seen
 ///   offset N never later finds a committed event below N that it has not seen.
 /// - ``claim(_:owner:)`` succeeds for exactly one caller per key, across processes.
+/// A store whose append can also run on the caller's thread, blocking until the batch is durable.
+/// ``GroupCommitter`` then commits from a thread of its own: a batch goes from the requests to
+/// the disk and back without hopping through the task pool and the database's queue.
+public protocol BlockingAppending: EventStore {
+    func appendBlocking(_ records: [EventRecord]) throws -> [AppendOutcome]
+}
+
 public protocol EventStore: Sendable {
     /// Appends a batch in one transaction (one durable commit); outcomes are in input order.
     func append(_ records: [EventRecord]) async throws -> [AppendOutcome]

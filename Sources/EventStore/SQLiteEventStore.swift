@@ -40,7 +40,8 @@ import Synchronization
 ///
 /// Blocking: every call goes through GRDB's async `read`/`write`, which run the SQLite work on
 /// GRDB's own dispatch queues and suspend the caller; no I/O queue of the HTTP server is blocked.
-public final class SQLiteEventStore: EventStore {
+/// The exception is ``appendBlocking(_:)``, for the group committer's own thread.
+public final class SQLiteEventStore: BlockingAppending {
     public let path: String
     public let options: StoreOptions
     private let pool: DatabasePool
@@ -182,59 +183,75 @@ public final class SQLiteEventStore: EventStore {
     /// `dedup_log` (and, once committed, the index); the others are kept as duplicates.
     public func append(_ records: [EventRecord]) async throws -> [AppendOutcome] {
         if records.isEmpty { return [] }
-        let (outcomes, head) = try await writeWithoutTransaction { db -> ([AppendOutcome], Int64?) in
-            var outcomes: [AppendOutcome] = []
-            var head: Int64?
-            var added: [(key: String, id: Int64)] = []
-            try db.inTransaction {
-                outcomes.reserveCapacity(records.count)
-                let insertEvent = try db.cachedStatement(sql: """
-                    INSERT INTO events (type, event_type, cname, sid, time_ms, received_ms, body)
-                    VALUES (?, ?, ?, ?, ?, ?, ?)
-                    """)
-                let insertKey = try db.cachedStatement(sql: "INSERT INTO dedup_log (key, log_offset, received_ms) VALUES (?, ?, ?)")
-                let insertDuplicate = try db.cachedStatement(sql: "INSERT INTO duplicates (log_offset, key, received_ms) VALUES (?, ?, ?)")
-                // Keys of earlier records of this batch: not in the index until the commit.
-                var batchKeys: [String: Int64] = [:]
-                for record in records {
-                    var owner: (offset: Int64, key: String)?
-                    for key in record.dedupKeys {
-                        if let offset = try batchKeys[key] ?? self.indexedOffset(of: key, db) {
-                            owner = (offset, key)
-                            break
-                        }
-                    }
-                    if let owner {
-                        try insertDuplicate.execute(arguments: [owner.offset, owner.key, record.receivedMs])
-                        outcomes.append(.duplicate(ofOffset: owner.offset, key: owner.key))
-                        continue
-                    }
-                    try insertEvent.execute(arguments: [
-                        record.type, record.eventType, record.cname, record.sid, record.timeMs, record.receivedMs,
-                        Data(record.body),
-                    ])
-                    let offset = db.lastInsertedRowID
-                    for key in record.dedupKeys where batchKeys[key] == nil {
-                        // A record may list the same key twice; it is kept once.
-                        try insertKey.execute(arguments: [key, offset, record.receivedMs])
-                        added.append((key, db.lastInsertedRowID))
-                        batchKeys[key] = offset
-                    }
-                    outcomes.append(.appended(offset: offset))
-                    head = offset
-                }
-                return .commit
-            }
-            // Committed (still on the writer's queue, so the next transaction sees them).
-            if !added.isEmpty {
-                self.dedup.withLock { index in
-                    for (key, id) in added { index.insert(key, id: id) }
-                }
-            }
-            return (outcomes, head)
+        let (outcomes, head) = try await writeWithoutTransaction { db in try self.append(records, db) }
+        if let head { notify(head) }
+        return outcomes
+    }
+
+    /// ``append(_:)`` on the calling thread, which waits for the commit (GroupCommitter's writer
+    /// thread): no hop to GRDB's queue and back through the task pool for every batch.
+    public func appendBlocking(_ records: [EventRecord]) throws -> [AppendOutcome] {
+        if records.isEmpty { return [] }
+        let (outcomes, head): ([AppendOutcome], Int64?)
+        do {
+            (outcomes, head) = try pool.writeWithoutTransaction { db in try self.append(records, db) }
+        } catch {
+            throw Self.map(error)
         }
         if let head { notify(head) }
         return outcomes
+    }
+
+    private func append(_ records: [EventRecord], _ db: Database) throws -> ([AppendOutcome], Int64?) {
+        var outcomes: [AppendOutcome] = []
+        var head: Int64?
+        var added: [(key: String, id: Int64)] = []
+        try db.inTransaction {
+            outcomes.reserveCapacity(records.count)
+            let insertEvent = try db.cachedStatement(sql: """
+                INSERT INTO events (type, event_type, cname, sid, time_ms, received_ms, body)
+                VALUES (?, ?, ?, ?, ?, ?, ?)
+                """)
+            let insertKey = try db.cachedStatement(sql: "INSERT INTO dedup_log (key, log_offset, received_ms) VALUES (?, ?, ?)")
+            let insertDuplicate = try db.cachedStatement(sql: "INSERT INTO duplicates (log_offset, key, received_ms) VALUES (?, ?, ?)")
+            // Keys of earlier records of this batch: not in the index until the commit.
+            var batchKeys: [String: Int64] = [:]
+            for record in records {
+                var owner: (offset: Int64, key: String)?
+                for key in record.dedupKeys {
+                    if let offset = try batchKeys[key] ?? self.indexedOffset(of: key, db) {
+                        owner = (offset, key)
+                        break
+                    }
+                }
+                if let owner {
+                    try insertDuplicate.execute(arguments: [owner.offset, owner.key, record.receivedMs])
+                    outcomes.append(.duplicate(ofOffset: owner.offset, key: owner.key))
+                    continue
+                }
+                try insertEvent.execute(arguments: [
+                    record.type, record.eventType, record.cname, record.sid, record.timeMs, record.receivedMs,
+                    Data(record.body),
+                ])
+                let offset = db.lastInsertedRowID
+                for key in record.dedupKeys where batchKeys[key] == nil {
+                    // A record may list the same key twice; it is kept once.
+                    try insertKey.execute(arguments: [key, offset, record.receivedMs])
+                    added.append((key, db.lastInsertedRowID))
+                    batchKeys[key] = offset
+                }
+                outcomes.append(.appended(offset: offset))
+                head = offset
+            }
+            return .commit
+        }
+        // Committed (still on the writer's queue, so the next transaction sees them).
+        if !added.isEmpty {
+            self.dedup.withLock { index in
+                for (key, id) in added { index.insert(key, id: id) }
+            }
+        }
+        return (outcomes, head)
     }
 
     /// The offset that owns `key` according to the index, confirmed against `dedup_log`.
