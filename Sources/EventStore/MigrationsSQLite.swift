@@ -92,6 +92,23 @@ enum SQLiteMigrations {
                 DROP TABLE dedup_keys;
                 """)
         }
+        migrator.registerMigration("v5-event-subjects") { db in
+            // The sid and cname filters move from B-tree indexes on random strings (a random page
+            // written per event) to an index in memory (SubjectIndex) built from this table, which
+            // grows in log order; retention drops a prefix of the log, so received_ms needs none.
+            try db.execute(sql: """
+                CREATE TABLE event_subjects (
+                    log_offset INTEGER PRIMARY KEY,
+                    sid TEXT,
+                    cname TEXT
+                );
+                INSERT INTO event_subjects (log_offset, sid, cname)
+                    SELECT log_offset, sid, cname FROM events ORDER BY log_offset;
+                DROP INDEX events_by_sid;
+                DROP INDEX events_by_cname;
+                DROP INDEX events_by_received;
+                """)
+        }
         return migrator
     }
 }

@@ -19,8 +19,10 @@ import Synchronization
 /// the writer once the pool is open, and the store refuses to open if it does not hold.
 ///
 /// Dedup keys: looked up in memory (``DedupIndex``), kept in `dedup_log` in arrival order. The
-/// store holds `<path>.lock` (an `flock`) while open: a second process on the same file would
-/// add keys this index does not know, so it is refused (several receivers: PostgreSQL).
+/// same goes for the sid and cname filters of ``read(after:limit:filter:)`` (``SubjectIndex``,
+/// from `event_subjects`): no B-tree on a random string is written per event. The store holds
+/// `<path>.lock` (an `flock`) while open: a second process on the same file would add rows
+/// these indexes do not know, so it is refused (several receivers: PostgreSQL).
 ///
 /// Checkpoints: SQLite's automatic checkpoint runs inside the commit that crosses its threshold
 /// (1,000 WAL pages), so that commit, and every append or restart claim queued behind it, waited
@@ -46,6 +48,7 @@ public final class SQLiteEventStore: BlockingAppending {
     public let options: StoreOptions
     private let pool: DatabasePool
     private let dedup: Mutex<DedupIndex>
+    private let subjects: Mutex<SubjectIndex>
     private let lockFile: StoreLockFile
     private let checkpointer: DatabaseQueue
     private let checkpointing: Task<Void, Never>
@@ -67,13 +70,15 @@ public final class SQLiteEventStore: BlockingAppending {
     }
 
     /// - Parameters:
-    ///   - dedupHash: how ``DedupIndex`` hashes keys (the tests make them collide).
+    ///   - dedupHash: how ``DedupIndex`` hashes keys and ``SubjectIndex`` sids and cnames (the
+    ///     tests make them collide).
     ///   - lockWait: how long to wait for another process to let go of the store (a restart
     ///     that overlaps the old process's shutdown) before refusing to open.
     init(path: String, options: StoreOptions = .init(), logger: Logger, dedupHash: @escaping DedupIndex.Hash,
          lockWait: Duration = .seconds(15)) throws {
         self.path = path
         dedup = Mutex(DedupIndex(hash: dedupHash))
+        subjects = Mutex(SubjectIndex(hash: dedupHash))
         self.options = options
         self.logger = logger
         let directory = (path as NSString).deletingLastPathComponent
@@ -112,6 +117,7 @@ public final class SQLiteEventStore: BlockingAppending {
             try SQLiteMigrations.migrator.migrate(pool)
             checkpointer = try DatabaseQueue(path: path, configuration: checkpointConfig)
             keys = try Self.loadDedupIndex(pool, hash: dedupHash, into: dedup)
+            try Self.loadSubjectIndex(pool, hash: dedupHash, into: subjects)
         } catch {
             throw Self.map(error)
         }
@@ -162,6 +168,28 @@ public final class SQLiteEventStore: BlockingAppending {
         return count
     }
 
+    /// Reads `event_subjects` into the index, first adding the rows of any event that has none
+    /// (appended by a binary from before `v5-event-subjects`, run on this file since).
+    private static func loadSubjectIndex(_ pool: DatabasePool, hash: @escaping DedupIndex.Hash, into subjects: borrowing Mutex<SubjectIndex>) throws {
+        try pool.write { db in
+            try db.execute(sql: """
+                INSERT INTO event_subjects (log_offset, sid, cname)
+                    SELECT log_offset, sid, cname FROM events
+                    WHERE log_offset > (SELECT coalesce(max(log_offset), 0) FROM event_subjects)
+                    ORDER BY log_offset
+                """)
+        }
+        var index = SubjectIndex(hash: hash)
+        try pool.read { db in
+            index.reserve(sids: try Int.fetchOne(db, sql: "SELECT count(*) FROM event_subjects") ?? 0)
+            let rows = try Row.fetchCursor(db, sql: "SELECT log_offset, sid, cname FROM event_subjects ORDER BY log_offset")
+            while let row = try rows.next() {
+                index.insert(offset: row[0], sid: row[1], cname: row[2])
+            }
+        }
+        subjects.withLock { $0 = index }
+    }
+
     /// A connection's `PRAGMA synchronous`: 2 is FULL.
     private static func synchronousLevel(_ db: Database) throws -> Int {
         try Int.fetchOne(db, sql: "PRAGMA synchronous") ?? -1
@@ -206,44 +234,63 @@ public final class SQLiteEventStore: BlockingAppending {
         var outcomes: [AppendOutcome] = []
         var head: Int64?
         var added: [(key: String, id: Int64)] = []
-        try db.inTransaction {
-            outcomes.reserveCapacity(records.count)
-            let insertEvent = try db.cachedStatement(sql: """
-                INSERT INTO events (type, event_type, cname, sid, time_ms, received_ms, body)
-                VALUES (?, ?, ?, ?, ?, ?, ?)
-                """)
-            let insertKey = try db.cachedStatement(sql: "INSERT INTO dedup_log (key, log_offset, received_ms) VALUES (?, ?, ?)")
-            let insertDuplicate = try db.cachedStatement(sql: "INSERT INTO duplicates (log_offset, key, received_ms) VALUES (?, ?, ?)")
-            // Keys of earlier records of this batch: not in the index until the commit.
-            var batchKeys: [String: Int64] = [:]
-            for record in records {
-                var owner: (offset: Int64, key: String)?
-                for key in record.dedupKeys {
-                    if let offset = try batchKeys[key] ?? self.indexedOffset(of: key, db) {
-                        owner = (offset, key)
-                        break
+        // Into the subject index before the commit, out again if it fails (see SubjectIndex).
+        var located: [(offset: Int64, sid: String?, cname: String?)] = []
+        var indexed = false
+        do {
+            try db.inTransaction {
+                outcomes.reserveCapacity(records.count)
+                let insertEvent = try db.cachedStatement(sql: """
+                    INSERT INTO events (type, event_type, cname, sid, time_ms, received_ms, body)
+                    VALUES (?, ?, ?, ?, ?, ?, ?)
+                    """)
+                let insertKey = try db.cachedStatement(sql: "INSERT INTO dedup_log (key, log_offset, received_ms) VALUES (?, ?, ?)")
+                let insertDuplicate = try db.cachedStatement(sql: "INSERT INTO duplicates (log_offset, key, received_ms) VALUES (?, ?, ?)")
+                let insertSubjects = try db.cachedStatement(sql: "INSERT INTO event_subjects (log_offset, sid, cname) VALUES (?, ?, ?)")
+                // Keys of earlier records of this batch: not in the index until the commit.
+                var batchKeys: [String: Int64] = [:]
+                for record in records {
+                    var owner: (offset: Int64, key: String)?
+                    for key in record.dedupKeys {
+                        if let offset = try batchKeys[key] ?? self.indexedOffset(of: key, db) {
+                            owner = (offset, key)
+                            break
+                        }
                     }
+                    if let owner {
+                        try insertDuplicate.execute(arguments: [owner.offset, owner.key, record.receivedMs])
+                        outcomes.append(.duplicate(ofOffset: owner.offset, key: owner.key))
+                        continue
+                    }
+                    try insertEvent.execute(arguments: [
+                        record.type, record.eventType, record.cname, record.sid, record.timeMs, record.receivedMs,
+                        Data(record.body),
+                    ])
+                    let offset = db.lastInsertedRowID
+                    try insertSubjects.execute(arguments: [offset, record.sid, record.cname])
+                    located.append((offset, record.sid, record.cname))
+                    for key in record.dedupKeys where batchKeys[key] == nil {
+                        // A record may list the same key twice; it is kept once.
+                        try insertKey.execute(arguments: [key, offset, record.receivedMs])
+                        added.append((key, db.lastInsertedRowID))
+                        batchKeys[key] = offset
+                    }
+                    outcomes.append(.appended(offset: offset))
+                    head = offset
                 }
-                if let owner {
-                    try insertDuplicate.execute(arguments: [owner.offset, owner.key, record.receivedMs])
-                    outcomes.append(.duplicate(ofOffset: owner.offset, key: owner.key))
-                    continue
+                subjects.withLock { index in
+                    for event in located { index.insert(offset: event.offset, sid: event.sid, cname: event.cname) }
                 }
-                try insertEvent.execute(arguments: [
-                    record.type, record.eventType, record.cname, record.sid, record.timeMs, record.receivedMs,
-                    Data(record.body),
-                ])
-                let offset = db.lastInsertedRowID
-                for key in record.dedupKeys where batchKeys[key] == nil {
-                    // A record may list the same key twice; it is kept once.
-                    try insertKey.execute(arguments: [key, offset, record.receivedMs])
-                    added.append((key, db.lastInsertedRowID))
-                    batchKeys[key] = offset
-                }
-                outcomes.append(.appended(offset: offset))
-                head = offset
+                indexed = true
+                return .commit
             }
-            return .commit
+        } catch {
+            if indexed {
+                subjects.withLock { index in
+                    for event in located.reversed() { index.removeNewest(offset: event.offset, sid: event.sid, cname: event.cname) }
+                }
+            }
+            throw error
         }
         // Committed (still on the writer's queue, so the next transaction sees them).
         if !added.isEmpty {
@@ -268,8 +315,57 @@ public final class SQLiteEventStore: BlockingAppending {
 
     public func read(after offset: Int64, limit: Int, filter: EventFilter) async throws -> [StoredEvent] {
         if limit <= 0 { return [] }
-        var sql = "SELECT log_offset, type, event_type, cname, sid, time_ms, received_ms, body FROM events WHERE log_offset > ?"
-        var arguments: StatementArguments = [offset]
+        if filter.sid != nil || filter.cname != nil {
+            return try await read { db in try self.readBySubject(db, after: offset, limit: limit, filter: filter) }
+        }
+        let (conditions, arguments) = Self.conditions(filter)
+        let query = Self.selectEvents + " WHERE log_offset > ?" + conditions + " ORDER BY log_offset LIMIT ?"
+        let args: StatementArguments = [offset] + arguments + [limit]
+        return try await read { db in
+            var events: [StoredEvent] = []
+            events.reserveCapacity(min(limit, 4096))
+            try Self.fetchEvents(try db.cachedStatement(sql: query), args, into: &events, limit: limit)
+            return events
+        }
+    }
+
+    private static let selectEvents = "SELECT log_offset, type, event_type, cname, sid, time_ms, received_ms, body FROM events"
+
+    /// A page filtered by sid or cname: candidate offsets from the subject index, in chunks,
+    /// each checked against its row (hash collisions, the other filters). See SubjectIndex for
+    /// why no committed event up to the head can be missing from the candidates.
+    private func readBySubject(_ db: Database, after offset: Int64, limit: Int, filter: EventFilter) throws -> [StoredEvent] {
+        let (conditions, arguments) = Self.conditions(filter)
+        var events: [StoredEvent] = []
+        var cursor = offset
+        while events.count < limit {
+            let chunk = min(max(limit - events.count, 64), 500)
+            let candidates = subjects.withLock { $0.candidates(sid: filter.sid, cname: filter.cname, after: cursor, limit: chunk) }
+            guard let last = candidates.last else { break }
+            let placeholders = Array(repeating: "?", count: candidates.count).joined(separator: ",")
+            let statement = try db.makeStatement(
+                sql: Self.selectEvents + " WHERE log_offset IN (\(placeholders))" + conditions + " ORDER BY log_offset")
+            try Self.fetchEvents(statement, StatementArguments(candidates) + arguments, into: &events, limit: limit)
+            cursor = last
+        }
+        return events
+    }
+
+    private static func fetchEvents(_ statement: Statement, _ arguments: StatementArguments, into events: inout [StoredEvent], limit: Int) throws {
+        let rows = try Row.fetchCursor(statement, arguments: arguments)
+        while events.count < limit, let row = try rows.next() {
+            let body = try row.withUnsafeData(atIndex: 7) { data in data.map { [UInt8]($0) } ?? [] }
+            events.append(StoredEvent(
+                offset: row[0], type: row[1], eventType: row[2], cname: row[3], sid: row[4],
+                timeMs: row[5], receivedMs: row[6], body: body
+            ))
+        }
+    }
+
+    /// The filter as SQL conditions (each starting with " AND ") and their arguments.
+    private static func conditions(_ filter: EventFilter) -> (String, StatementArguments) {
+        var sql = ""
+        var arguments: StatementArguments = []
         if let type = filter.type {
             if type.hasSuffix("*") {
                 let prefix = String(type.dropLast())
@@ -290,23 +386,7 @@ public final class SQLiteEventStore: BlockingAppending {
             sql += " AND sid = ?"
             arguments += [sid]
         }
-        sql += " ORDER BY log_offset LIMIT ?"
-        arguments += [limit]
-        let query = sql, args = arguments
-        return try await read { db in
-            let statement = try db.cachedStatement(sql: query)
-            var events: [StoredEvent] = []
-            events.reserveCapacity(min(limit, 4096))
-            let rows = try Row.fetchCursor(statement, arguments: args)
-            while let row = try rows.next() {
-                let body = try row.withUnsafeData(atIndex: 7) { data in data.map { [UInt8]($0) } ?? [] }
-                events.append(StoredEvent(
-                    offset: row[0], type: row[1], eventType: row[2], cname: row[3], sid: row[4],
-                    timeMs: row[5], receivedMs: row[6], body: body
-                ))
-            }
-            return events
-        }
+        return (sql, arguments)
     }
 
     public func headOffset() async throws -> Int64 {
@@ -477,9 +557,13 @@ public final class SQLiteEventStore: BlockingAppending {
         try await writeWithoutTransaction { db -> SweepReport in
             var report = SweepReport()
             var forgotten: [(key: String, id: Int64)] = []
+            var dropped: (through: Int64, subjects: [(sid: String?, cname: String?)]) = (0, [])
             try db.inTransaction {
-                (report, forgotten) = try Self.sweep(db, policy, nowMs: nowMs)
+                (report, forgotten, dropped) = try Self.sweep(db, policy, nowMs: nowMs)
                 return .commit
+            }
+            if !dropped.subjects.isEmpty {
+                self.subjects.withLock { $0.dropThrough(dropped.through, dropped: dropped.subjects) }
             }
             // Committed: the index forgets the same keys (still on the writer's queue).
             if !forgotten.isEmpty {
@@ -491,22 +575,34 @@ public final class SQLiteEventStore: BlockingAppending {
         }
     }
 
-    /// The sweep's transaction; returns what it did and the `dedup_log` rows it dropped.
-    private static func sweep(_ db: Database, _ policy: RetentionPolicy, nowMs: Int64) throws -> (SweepReport, [(key: String, id: Int64)]) {
+    /// The sweep's transaction; returns what it did, the `dedup_log` rows it dropped, and the
+    /// sids and cnames of the events it dropped (all those up to `through`).
+    private static func sweep(_ db: Database, _ policy: RetentionPolicy, nowMs: Int64) throws
+        -> (SweepReport, [(key: String, id: Int64)], (through: Int64, subjects: [(sid: String?, cname: String?)]))
+    {
         var report = SweepReport()
+        // Events go as a prefix of the log, as dedup keys do: by age, up to the first one still
+        // young (no index on received_ms to keep up; an event that came after a younger one, the
+        // clock having stepped back, stays until that one goes: kept longer, never shorter).
+        var through: Int64 = 0
         if let maxAge = policy.maxEventAgeMs {
-            try db.execute(sql: "DELETE FROM events WHERE received_ms < ?", arguments: [nowMs - maxAge])
-            report.eventsDeleted += db.changesCount
+            let firstYoung = try Int64.fetchOne(
+                db, sql: "SELECT log_offset FROM events WHERE received_ms >= ? ORDER BY log_offset LIMIT 1", arguments: [nowMs - maxAge])
+            let newest = try Int64.fetchOne(db, sql: "SELECT max(log_offset) FROM events") ?? 0
+            through = max(through, firstYoung.map { $0 - 1 } ?? newest)
         }
         if let maxCount = policy.maxEventCount {
-            try db.execute(
-                sql: """
-                    DELETE FROM events WHERE log_offset <=
-                        (SELECT log_offset FROM events ORDER BY log_offset DESC LIMIT 1 OFFSET ?)
-                    """,
-                arguments: [max(0, maxCount)]
-            )
-            report.eventsDeleted += db.changesCount
+            let lastDropped = try Int64.fetchOne(
+                db, sql: "SELECT log_offset FROM events ORDER BY log_offset DESC LIMIT 1 OFFSET ?", arguments: [max(0, maxCount)])
+            through = max(through, lastDropped ?? 0)
+        }
+        var subjects: [(sid: String?, cname: String?)] = []
+        if through > 0 {
+            try db.execute(sql: "DELETE FROM events WHERE log_offset <= ?", arguments: [through])
+            report.eventsDeleted = db.changesCount
+            let rows = try Row.fetchCursor(db, sql: "SELECT sid, cname FROM event_subjects WHERE log_offset <= ?", arguments: [through])
+            while let row = try rows.next() { subjects.append((row[0], row[1])) }
+            try db.execute(sql: "DELETE FROM event_subjects WHERE log_offset <= ?", arguments: [through])
         }
         if report.eventsDeleted > 0 {
             try db.execute(sql: """
@@ -531,7 +627,7 @@ public final class SQLiteEventStore: BlockingAppending {
             try db.execute(sql: "DELETE FROM quarantine WHERE received_ms < ?", arguments: [nowMs - maxAge])
             report.quarantineDeleted = db.changesCount
         }
-        return (report, forgotten)
+        return (report, forgotten, (through, subjects))
     }
 
     // MARK: - Lifecycle
@@ -841,3 +937,4 @@ final class StoreLockFile: Sendable {
         }
     }
 }
+
