@@ -4,9 +4,13 @@ import Synchronization
 public struct StoreOptions: Sendable, Equatable {
     public var maxQuarantineCount: Int
     public var maxQuarantineBytes: Int
-    public init(maxQuarantineCount: Int = 10_000, maxQuarantineBytes: Int = 64 << 20) {
+    /// SQLite: the newest events whose sid and cname are looked up in memory (``SubjectIndex``;
+    /// older ones are scanned for); checked at open and at every retention sweep.
+    public var subjectIndexMaxEvents: Int
+    public init(maxQuarantineCount: Int = 10_000, maxQuarantineBytes: Int = 64 << 20, subjectIndexMaxEvents: Int = 2_000_000) {
         self.maxQuarantineCount = maxQuarantineCount
         self.maxQuarantineBytes = maxQuarantineBytes
+        self.subjectIndexMaxEvents = subjectIndexMaxEvents
     }
 }
 

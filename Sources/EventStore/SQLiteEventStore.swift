@@ -117,7 +117,7 @@ public final class SQLiteEventStore: BlockingAppending {
             try SQLiteMigrations.migrator.migrate(pool)
             checkpointer = try DatabaseQueue(path: path, configuration: checkpointConfig)
             keys = try Self.loadDedupIndex(pool, hash: dedupHash, into: dedup)
-            try Self.loadSubjectIndex(pool, hash: dedupHash, into: subjects)
+            try Self.loadSubjectIndex(pool, hash: dedupHash, maxEvents: options.subjectIndexMaxEvents, into: subjects)
         } catch {
             throw Self.map(error)
         }
@@ -168,9 +168,15 @@ public final class SQLiteEventStore: BlockingAppending {
         return count
     }
 
-    /// Reads `event_subjects` into the index, first adding the rows of any event that has none
-    /// (appended by a binary from before `v5-event-subjects`, run on this file since).
-    private static func loadSubjectIndex(_ pool: DatabasePool, hash: @escaping DedupIndex.Hash, into subjects: borrowing Mutex<SubjectIndex>) throws {
+    /// What the subject index covers (for tests and diagnostics): events after `floor`.
+    var subjectIndexCoverage: (floor: Int64, newest: Int64, offsets: Int) {
+        subjects.withLock { ($0.floor, $0.newest, $0.sidOffsetCount) }
+    }
+
+    /// Reads the newest `maxEvents` rows of `event_subjects` into the index, first adding the rows
+    /// of any event that has none (appended by a binary from before `v5-event-subjects`).
+    private static func loadSubjectIndex(_ pool: DatabasePool, hash: @escaping DedupIndex.Hash, maxEvents: Int,
+                                         into subjects: borrowing Mutex<SubjectIndex>) throws {
         try pool.write { db in
             try db.execute(sql: """
                 INSERT INTO event_subjects (log_offset, sid, cname)
@@ -179,13 +185,16 @@ public final class SQLiteEventStore: BlockingAppending {
                     ORDER BY log_offset
                 """)
         }
-        var index = SubjectIndex(hash: hash)
-        try pool.read { db in
-            index.reserve(sids: try Int.fetchOne(db, sql: "SELECT count(*) FROM event_subjects") ?? 0)
-            let rows = try Row.fetchCursor(db, sql: "SELECT log_offset, sid, cname FROM event_subjects ORDER BY log_offset")
+        let index = try pool.read { db in
+            let newest = try Int64.fetchOne(db, sql: "SELECT coalesce(max(log_offset), 0) FROM event_subjects") ?? 0
+            var index = SubjectIndex(hash: hash, floor: max(0, newest - Int64(max(0, maxEvents))))
+            index.reserve(sids: Int(newest - index.floor))
+            let rows = try Row.fetchCursor(
+                db, sql: "SELECT log_offset, sid, cname FROM event_subjects WHERE log_offset > ? ORDER BY log_offset", arguments: [index.floor])
             while let row = try rows.next() {
                 index.insert(offset: row[0], sid: row[1], cname: row[2])
             }
+            return index
         }
         subjects.withLock { $0 = index }
     }
@@ -340,7 +349,18 @@ public final class SQLiteEventStore: BlockingAppending {
         var cursor = offset
         while events.count < limit {
             let chunk = min(max(limit - events.count, 64), 500)
-            let candidates = subjects.withLock { $0.candidates(sid: filter.sid, cname: filter.cname, after: cursor, limit: chunk) }
+            // The floor and the candidates in one look: were the floor to rise in between, the
+            // offsets under it would be skipped.
+            let (floor, indexed) = subjects.withLock { ($0.floor, $0.candidates(sid: filter.sid, cname: filter.cname, after: cursor, limit: chunk)) }
+            var candidates = indexed
+            if cursor < floor {
+                // Older than the index keeps: scan event_subjects (compact rows) up to the floor.
+                candidates = try Self.scanSubjects(db, filter, after: cursor, through: floor, limit: chunk)
+                if candidates.isEmpty {
+                    cursor = floor
+                    continue
+                }
+            }
             guard let last = candidates.last else { break }
             let placeholders = Array(repeating: "?", count: candidates.count).joined(separator: ",")
             let statement = try db.makeStatement(
@@ -349,6 +369,20 @@ public final class SQLiteEventStore: BlockingAppending {
             cursor = last
         }
         return events
+    }
+
+    private static func scanSubjects(_ db: Database, _ filter: EventFilter, after: Int64, through: Int64, limit: Int) throws -> [Int64] {
+        var sql = "SELECT log_offset FROM event_subjects WHERE log_offset > ? AND log_offset <= ?"
+        var arguments: StatementArguments = [after, through]
+        if let sid = filter.sid {
+            sql += " AND sid = ?"
+            arguments += [sid]
+        }
+        if let cname = filter.cname {
+            sql += " AND cname = ?"
+            arguments += [cname]
+        }
+        return try Int64.fetchAll(db.cachedStatement(sql: sql + " ORDER BY log_offset LIMIT ?"), arguments: arguments + [limit])
     }
 
     private static func fetchEvents(_ statement: Statement, _ arguments: StatementArguments, into events: inout [StoredEvent], limit: Int) throws {
@@ -558,11 +592,14 @@ public final class SQLiteEventStore: BlockingAppending {
             var report = SweepReport()
             var forgotten: [(key: String, id: Int64)] = []
             var dropped: (through: Int64, subjects: [(sid: String?, cname: String?)]) = (0, [])
+            // The subject index keeps the newest events only: what it lets go of is not deleted.
+            let (floor, newest) = self.subjects.withLock { ($0.floor, $0.newest) }
+            let keepFrom = newest - Int64(max(0, self.options.subjectIndexMaxEvents))
             try db.inTransaction {
-                (report, forgotten, dropped) = try Self.sweep(db, policy, nowMs: nowMs)
+                (report, forgotten, dropped) = try Self.sweep(db, policy, nowMs: nowMs, subjectIndex: (floor, keepFrom))
                 return .commit
             }
-            if !dropped.subjects.isEmpty {
+            if dropped.through > floor {
                 self.subjects.withLock { $0.dropThrough(dropped.through, dropped: dropped.subjects) }
             }
             // Committed: the index forgets the same keys (still on the writer's queue).
@@ -576,8 +613,9 @@ public final class SQLiteEventStore: BlockingAppending {
     }
 
     /// The sweep's transaction; returns what it did, the `dedup_log` rows it dropped, and the
-    /// sids and cnames of the events it dropped (all those up to `through`).
-    private static func sweep(_ db: Database, _ policy: RetentionPolicy, nowMs: Int64) throws
+    /// offset through which the subject index is to forget events, with the sids and cnames of
+    /// those it still holds: the events retention dropped, and those at or below `keepFrom`.
+    private static func sweep(_ db: Database, _ policy: RetentionPolicy, nowMs: Int64, subjectIndex: (floor: Int64, keepFrom: Int64)) throws
         -> (SweepReport, [(key: String, id: Int64)], (through: Int64, subjects: [(sid: String?, cname: String?)]))
     {
         var report = SweepReport()
@@ -597,11 +635,16 @@ public final class SQLiteEventStore: BlockingAppending {
             through = max(through, lastDropped ?? 0)
         }
         var subjects: [(sid: String?, cname: String?)] = []
+        let indexThrough = max(through, subjectIndex.keepFrom)
+        if indexThrough > subjectIndex.floor {
+            let rows = try Row.fetchCursor(
+                db, sql: "SELECT sid, cname FROM event_subjects WHERE log_offset > ? AND log_offset <= ?",
+                arguments: [subjectIndex.floor, indexThrough])
+            while let row = try rows.next() { subjects.append((row[0], row[1])) }
+        }
         if through > 0 {
             try db.execute(sql: "DELETE FROM events WHERE log_offset <= ?", arguments: [through])
             report.eventsDeleted = db.changesCount
-            let rows = try Row.fetchCursor(db, sql: "SELECT sid, cname FROM event_subjects WHERE log_offset <= ?", arguments: [through])
-            while let row = try rows.next() { subjects.append((row[0], row[1])) }
             try db.execute(sql: "DELETE FROM event_subjects WHERE log_offset <= ?", arguments: [through])
         }
         if report.eventsDeleted > 0 {
@@ -627,7 +670,7 @@ public final class SQLiteEventStore: BlockingAppending {
             try db.execute(sql: "DELETE FROM quarantine WHERE received_ms < ?", arguments: [nowMs - maxAge])
             report.quarantineDeleted = db.changesCount
         }
-        return (report, forgotten, (through, subjects))
+        return (report, forgotten, (indexThrough, subjects))
     }
 
     // MARK: - Lifecycle

@@ -1,14 +1,17 @@
-/// The SQLite store's index of events by sid and by cname, in memory: which log offsets may
-/// hold a given sid or cname, oldest first.
+/// The SQLite store's index of the newest events by sid and by cname, in memory: which log
+/// offsets may hold a given sid or cname, oldest first.
 ///
 /// Why in memory: a sid is a random string, so a B-tree index on `(sid, log_offset)` put every
 /// event on a random leaf page, and every commit wrote (and every checkpoint copied again) a
 /// 4 KiB page per event of the batch; a cname index does the same as soon as there are more
-/// channels than one. Measured with the index on sid dropped: the group commit took half the time
-/// and the receiver served about 1.3x the callbacks (README, "Performance"). The rows this index
-/// is built from, `event_subjects`, are appended in log order, so a batch shares a page or two;
-/// the store holds the database's lock file, so nobody appends behind the index's back, and it
-/// is rebuilt from `event_subjects` at open.
+/// channels than one. Without those indexes the receiver served 1.4x the callbacks a second at
+/// a lower p99 (README, "Performance"). The rows this index is built from, `event_subjects`, are
+/// appended in log order, so a batch shares a page or two; the store holds the database's lock
+/// file, so nobody appends behind the index's back, and it is rebuilt from `event_subjects` at open.
+///
+/// It covers the events after ``floor``: the newest ``SQLiteEventStore/subjectIndexMaxEvents``
+/// at most (older ones are found by scanning `event_subjects`, which is compact, from the
+/// reader's offset up to the floor), so memory stays bounded whatever the log's retention.
 ///
 /// It keeps hashes, not the strings: a hash picks candidate offsets and the query checks the
 /// row's own `sid` and `cname`, so a collision costs a wasted row read, never a wrong answer.
@@ -20,27 +23,83 @@
 /// offset whose transaction rolled back is taken out again; were one left, its row would simply
 /// not match.
 struct SubjectIndex {
-    /// Offsets of one key, ascending. Most sids have a handful of events, many cnames a lot.
-    private typealias Offsets = ContiguousArray<Int64>
+    /// Offsets of one key, ascending. Most sids of a busy log have one event in the window or a
+    /// handful, so one offset is kept without an array (about 30 bytes instead of 80).
+    private enum Offsets {
+        case one(Int64)
+        case many(ContiguousArray<Int64>)
+
+        var all: ContiguousArray<Int64> {
+            switch self {
+            case .one(let offset): [offset]
+            case .many(let offsets): offsets
+            }
+        }
+
+        var last: Int64? {
+            switch self {
+            case .one(let offset): offset
+            case .many(let offsets): offsets.last
+            }
+        }
+
+        mutating func append(_ offset: Int64) {
+            switch self {
+            case .one(let first): self = .many([first, offset])
+            case .many(var offsets):
+                self = .one(0)  // lets go of the array's storage, so the append does not copy it
+                offsets.append(offset)
+                self = .many(offsets)
+            }
+        }
+
+        /// What is left after `offset`, or nil when nothing is.
+        func after(_ offset: Int64) -> Offsets? {
+            switch self {
+            case .one(let only): return only > offset ? self : nil
+            case .many(let offsets):
+                let start = SubjectIndex.firstIndex(after: offset, in: offsets)
+                if start == offsets.count { return nil }
+                return start == 0 ? self : .many(ContiguousArray(offsets[start...]))
+            }
+        }
+    }
+
     /// `hashValue` (per-process seed); the tests give one that collides.
     let hash: DedupIndex.Hash
 
     private var bySid: [Int: Offsets] = [:]
     private var byCname: [Int: Offsets] = [:]
-    /// Offsets at or below this were dropped by retention (prefixes only; see ``dropThrough(_:dropped:)``).
+    /// Offsets at or below this are not in the index: dropped by retention, or older than the
+    /// newest ``SQLiteEventStore/subjectIndexMaxEvents``. Above it, every event is.
     private(set) var floor: Int64 = 0
+    /// The newest offset added.
+    private(set) var newest: Int64 = 0
 
-    init(hash: @escaping DedupIndex.Hash = { $0.hashValue }) {
+    init(hash: @escaping DedupIndex.Hash = { $0.hashValue }, floor: Int64 = 0) {
         self.hash = hash
+        self.floor = floor
+        self.newest = floor
     }
 
     var sidCount: Int { bySid.count }
+    /// Offsets held under all sids (a walk over the index: tests and diagnostics).
+    var sidOffsetCount: Int { bySid.values.reduce(0) { $0 + $1.all.count } }
     var cnameCount: Int { byCname.count }
 
     /// Adds an event; offsets must come in ascending order (the log's).
     mutating func insert(offset: Int64, sid: String?, cname: String?) {
-        if let sid { bySid[hash(sid), default: []].append(offset) }
-        if let cname { byCname[hash(cname), default: []].append(offset) }
+        if let sid { Self.insert(offset, key: hash(sid), into: &bySid) }
+        if let cname { Self.insert(offset, key: hash(cname), into: &byCname) }
+        newest = max(newest, offset)
+    }
+
+    private static func insert(_ offset: Int64, key: Int, into map: inout [Int: Offsets]) {
+        if let index = map.index(forKey: key) {
+            map.values[index].append(offset)
+        } else {
+            map[key] = .one(offset)
+        }
     }
 
     /// Takes back the newest `offset` (its transaction rolled back).
@@ -50,15 +109,16 @@ struct SubjectIndex {
     }
 
     private static func removeNewest(_ offset: Int64, key: Int, from map: inout [Int: Offsets]) {
-        guard var offsets = map[key], offsets.last == offset else { return }
-        offsets.removeLast()
-        map[key] = offsets.isEmpty ? nil : offsets
+        guard let offsets = map[key], offsets.last == offset else { return }
+        var kept = offsets.all
+        kept.removeLast()
+        map[key] = kept.isEmpty ? nil : kept.count == 1 ? .one(kept[0]) : .many(kept)
     }
 
-    /// Up to `limit` offsets after `after`, oldest first, that may hold an event with this sid
-    /// and cname (one of them at least is given); the caller checks the rows.
+    /// Up to `limit` offsets after `after` (and after ``floor``), oldest first, that may hold an
+    /// event with this sid and cname (one of them at least is given); the caller checks the rows.
     func candidates(sid: String?, cname: String?, after: Int64, limit: Int) -> [Int64] {
-        let lists: [Offsets] = [sid.map { bySid[hash($0)] ?? [] }, cname.map { byCname[hash($0)] ?? [] }].compactMap { $0 }
+        let lists = [sid.map { bySid[hash($0)]?.all ?? [] }, cname.map { byCname[hash($0)]?.all ?? [] }].compactMap { $0 }
         // Both given: the shorter list's offsets, the row checks the other.
         guard let shortest = lists.min(by: { $0.count < $1.count }) else { return [] }
         let start = Self.firstIndex(after: max(after, floor), in: shortest)
@@ -66,7 +126,7 @@ struct SubjectIndex {
     }
 
     /// Index of the first offset greater than `after` (binary search).
-    private static func firstIndex(after: Int64, in offsets: Offsets) -> Int {
+    fileprivate static func firstIndex(after: Int64, in offsets: ContiguousArray<Int64>) -> Int {
         var low = 0, high = offsets.count
         while low < high {
             let middle = (low + high) / 2
@@ -75,11 +135,13 @@ struct SubjectIndex {
         return low
     }
 
-    /// Retention dropped every event at or below `offset`; `dropped` are their sids and cnames
-    /// (the lists to trim: the work is in proportion to what was dropped, not to the index).
+    /// Forgets every offset at or below `offset` (retention dropped those events, or they are
+    /// older than the index keeps); `dropped` are the sids and cnames of the events between the
+    /// old floor and `offset`: the lists to trim, so the work is in proportion to what is dropped.
     mutating func dropThrough(_ offset: Int64, dropped: [(sid: String?, cname: String?)]) {
         guard offset > floor else { return }
         floor = offset
+        newest = max(newest, offset)
         Self.trim(Set(dropped.compactMap { $0.sid.map { hash($0) } }), through: offset, in: &bySid)
         Self.trim(Set(dropped.compactMap { $0.cname.map { hash($0) } }), through: offset, in: &byCname)
     }
@@ -87,12 +149,7 @@ struct SubjectIndex {
     private static func trim(_ keys: Set<Int>, through offset: Int64, in map: inout [Int: Offsets]) {
         for key in keys {
             guard let offsets = map[key] else { continue }
-            let start = firstIndex(after: offset, in: offsets)
-            if start == offsets.count {
-                map[key] = nil
-            } else if start > 0 {
-                map[key] = Offsets(offsets[start...])
-            }
+            map[key] = offsets.after(offset)
         }
     }
 

@@ -61,8 +61,10 @@ struct SQLiteSubjectIndexTests {
         EventFilter(sid: "nobody"), EventFilter(cname: "room-0", sid: "nobody"),
     ]
 
-    @Test(arguments: [false, true])
-    func filteredPagesFindEveryEventWhateverTheHashes(collide: Bool) async throws {
+    /// With a cap of 100 events, most of the log is older than the index keeps: those pages come
+    /// from scanning `event_subjects`, and a page may straddle the floor.
+    @Test(arguments: [false, true], [2_000_000, 100])
+    func filteredPagesFindEveryEventWhateverTheHashes(collide: Bool, maxIndexed: Int) async throws {
         let (directory, path) = try sqliteScratchPath("sqlite-subjects")
         defer { try? FileManager.default.removeItem(at: directory) }
         let collidingHash: DedupIndex.Hash = { _ in 7 }
@@ -70,7 +72,7 @@ struct SQLiteSubjectIndexTests {
         let hash = collide ? collidingHash : seededHash
         var all: [Appended] = []
         do {
-            let store = try SQLiteEventStore(path: path, logger: quietLogger, dedupHash: hash)
+            let store = try SQLiteEventStore(path: path, options: StoreOptions(subjectIndexMaxEvents: maxIndexed), logger: quietLogger, dedupHash: hash)
             // 1,300 events: a cname holds more than one chunk (500) of candidates.
             for batch in 0..<13 { all += try await appendEvents(store, count: 100, from: batch * 100) }
             #expect(all.count == 1300)
@@ -81,16 +83,23 @@ struct SQLiteSubjectIndexTests {
             }
             await store.close()
         }
-        // Rebuilt at open.
-        let store = try SQLiteEventStore(path: path, logger: quietLogger, dedupHash: hash)
+        // Rebuilt at open, with the newest events only when capped.
+        let store = try SQLiteEventStore(path: path, options: StoreOptions(subjectIndexMaxEvents: maxIndexed), logger: quietLogger, dedupHash: hash)
+        #expect(store.subjectIndexCoverage.floor == max(0, 1300 - Int64(maxIndexed)))
         for filter in Self.filters { try await expectPages(store, filter, pageSize: 100, all) }
         // Retention trims the index with the log; what is left is still all found.
         let report = try await store.sweep(RetentionPolicy(maxEventCount: 450, dedupWindowMs: 1_000_000), nowMs: 10)
         #expect(report.eventsDeleted == 850)
         all.removeFirst(850)
         for filter in Self.filters { try await expectPages(store, filter, pageSize: 100, all) }
-        all += try await appendEvents(store, count: 40, from: 5000)
+        all += try await appendEvents(store, count: 240, from: 5000)
         for filter in Self.filters { try await expectPages(store, filter, pageSize: 9, all) }
+        // A sweep that drops nothing still lets the index go of what is past its cap.
+        _ = try await store.sweep(RetentionPolicy(dedupWindowMs: 1_000_000), nowMs: 10)
+        let coverage = store.subjectIndexCoverage
+        #expect(coverage.floor == max(850, coverage.newest - Int64(maxIndexed)))
+        #expect(coverage.offsets == min(maxIndexed, all.count))
+        for filter in Self.filters { try await expectPages(store, filter, pageSize: 13, all) }
         await store.close()
     }
 
