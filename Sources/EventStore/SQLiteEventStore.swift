@@ -131,6 +131,11 @@ public final class SQLiteEventStore: BlockingAppending {
                     let result = try await checkpointer.writeWithoutTransaction { try $0.checkpoint(.passive) }
                     walGrowth.checkpointed(walFrames: result.walFrameCount, backfilled: result.checkpointedFrameCount)
                     walGrowth.backgroundCheckpoints.add(1, ordering: .relaxed)
+                } catch let error as DatabaseError where error.resultCode == .SQLITE_BUSY || error.resultCode == .SQLITE_LOCKED {
+                    // The writer was checkpointing itself (its TRUNCATE to start the WAL over, or
+                    // its backstop): nothing is wrong, and the next commits wake this one again.
+                    walGrowth.backgroundCheckpointsBusy.add(1, ordering: .relaxed)
+                    logger.debug("WAL checkpoint skipped: the writer was checkpointing", metadata: ["error": "\(error)"])
                 } catch {
                     logger.warning("WAL checkpoint failed; the writer's own checkpoint is the backstop", metadata: ["error": "\(error)"])
                 }
@@ -688,6 +693,9 @@ public final class SQLiteEventStore: BlockingAppending {
         /// Times the WAL started over from its first frame (after any full checkpoint, whoever
         /// ran it): what keeps the file from growing without end.
         public var restarts: Int
+        /// Background checkpoints that found the writer checkpointing (SQLITE_BUSY) and left it
+        /// to the next wake-up.
+        public var backgroundSkipped: Int
     }
 
     public var walStatistics: WALStatistics {
@@ -695,7 +703,8 @@ public final class SQLiteEventStore: BlockingAppending {
         return WALStatistics(bytes: bytes, backgroundCheckpoints: walGrowth.backgroundCheckpoints.load(ordering: .relaxed),
                              writerCheckpoints: walGrowth.writerCheckpoints.load(ordering: .relaxed),
                              truncations: walGrowth.truncations.load(ordering: .relaxed),
-                             restarts: walGrowth.restarts.load(ordering: .relaxed))
+                             restarts: walGrowth.restarts.load(ordering: .relaxed),
+                             backgroundSkipped: walGrowth.backgroundCheckpointsBusy.load(ordering: .relaxed))
     }
 
     public func observeAppends(_ handler: @escaping @Sendable (Int64) -> Void) {
@@ -810,6 +819,7 @@ final class WALGrowthSignal: Sendable {
     let writerCheckpoints = Atomic<Int>(0)
     let truncations = Atomic<Int>(0)
     let restarts = Atomic<Int>(0)
+    let backgroundCheckpointsBusy = Atomic<Int>(0)
     /// The most frames the writer copies itself to let the WAL start over; more, and it wakes
     /// the background connection instead (the copy and its fsync would hold up the commits).
     static let inPlaceCopyLimit: Int32 = 64

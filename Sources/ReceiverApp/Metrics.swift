@@ -187,6 +187,9 @@ public final class ReceiverMetrics: Sendable {
             advance(&state, descriptor: checkpoints, labels: [("by", "background")], to: wal.backgroundCheckpoints)
             advance(&state, descriptor: checkpoints, labels: [("by", "writer")], to: wal.writerCheckpoints)
             advance(&state, descriptor: checkpoints, labels: [("by", "truncate")], to: wal.truncations)
+            let skipped = Self.name("ncs_store_checkpoints_skipped", unit: "total",
+                                    help: "Background WAL checkpoints left to the next commit because the writer was checkpointing")
+            advance(&state, descriptor: skipped, labels: [], to: wal.backgroundSkipped)
         }
         sseSubscribers.set(Double(sources.hub.subscriberCount))
         if let supervisor = sources.supervisor, let recordings = try? await supervisor.allRecordings() {
