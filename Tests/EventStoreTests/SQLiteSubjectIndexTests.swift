@@ -141,6 +141,43 @@ struct SQLiteSubjectIndexTests {
         await store.close()
     }
 
+    /// A batch whose COMMIT fails (here a deferred foreign key, checked only at COMMIT, after
+    /// the batch went into the index) leaves nothing behind: its offsets are reused by the next
+    /// batch, so an entry left over would put an offset in a list twice, out of order.
+    @Test func aBatchWhoseCommitFailsLeavesNothingInTheIndex() async throws {
+        let (directory, path) = try sqliteScratchPath("sqlite-subjects")
+        defer { try? FileManager.default.removeItem(at: directory) }
+        do {
+            var configuration = Configuration()
+            configuration.foreignKeysEnabled = true
+            let queue = try DatabaseQueue(path: path, configuration: configuration)
+            try SQLiteMigrations.migrator.migrate(queue)
+            try await queue.write { db in
+                try db.execute(sql: """
+                    CREATE TABLE poison_parent (id INTEGER PRIMARY KEY);
+                    CREATE TABLE poison_child (parent INTEGER REFERENCES poison_parent(id) DEFERRABLE INITIALLY DEFERRED);
+                    CREATE TRIGGER poison AFTER INSERT ON events WHEN NEW.type = 'poison'
+                    BEGIN INSERT INTO poison_child (parent) VALUES (42); END;
+                    """)
+            }
+            try queue.close()
+        }
+        let store = try SQLiteEventStore(path: path, logger: quietLogger)
+        func event(_ key: String, _ type: String = "t") -> EventRecord {
+            EventRecord(dedupKeys: [key], type: type, cname: "room", sid: "s", receivedMs: 1, body: [0x7B, 0x7D])
+        }
+        await #expect(throws: (any Error).self) {
+            _ = try await store.append([event("a"), event("b"), event("c", "poison")])
+        }
+        #expect(store.subjectIndexCoverage.offsets == 0)
+        let outcomes = try await store.append([event("a"), event("b"), event("d")])
+        #expect(outcomes.map(\.offset) == [1, 2, 3])
+        #expect(store.subjectIndexCoverage.offsets == 3)
+        #expect(try await store.read(after: 0, limit: 10, filter: EventFilter(sid: "s")).map(\.offset) == [1, 2, 3])
+        #expect(try await store.read(after: 1, limit: 1, filter: EventFilter(cname: "room")).map(\.offset) == [2])
+        await store.close()
+    }
+
     private final class FinishedFlag: Sendable {
         let value = Atomic<Bool>(false)
     }
