@@ -39,6 +39,8 @@ public final class ReceiverMetrics: Sendable {
     private let quarantineBytes: Prometheus.Gauge
     private let headOffset: Prometheus.Gauge
     private let walBytes: Prometheus.Gauge
+    private let memoryIndexed: Prometheus.Gauge
+    private let memoryIndexedEvents: Prometheus.Gauge
     private let sseSubscribers: Prometheus.Gauge
     private let activeRecordings: Prometheus.Gauge
     private let rateLimitWaits: Prometheus.Counter
@@ -67,6 +69,11 @@ public final class ReceiverMetrics: Sendable {
         quarantineBytes = registry.makeGauge(descriptor: Self.name("ncs_quarantine", unit: "bytes", help: "Bytes of refused bodies kept in the quarantine"), labels: [])
         headOffset = registry.makeGauge(descriptor: Self.name("ncs_log_head_offset", unit: "", help: "Offset of the newest event in the log"), labels: [])
         walBytes = registry.makeGauge(descriptor: Self.name("ncs_store_wal", unit: "bytes", help: "Size of the SQLite store's write-ahead log file"), labels: [])
+        memoryIndexed = registry.makeGauge(
+            descriptor: Self.name("ncs_store_dedup_keys", unit: "", help: "Dedup keys the SQLite store looks up in memory (the dedup window's)"), labels: [])
+        memoryIndexedEvents = registry.makeGauge(
+            descriptor: Self.name("ncs_store_subject_index_events", unit: "",
+                                  help: "Newest events whose sid and cname the SQLite store looks up in memory (at most 2,000,000)"), labels: [])
         sseSubscribers = registry.makeGauge(descriptor: Self.name("ncs_sse_subscribers", unit: "", help: "Open Server-Sent Events streams"), labels: [])
         activeRecordings = registry.makeGauge(
             descriptor: Self.name("ncs_recordings_active", unit: "", help: "Wanted recordings with a current Agora task"), labels: [])
@@ -183,6 +190,9 @@ public final class ReceiverMetrics: Sendable {
         if let sqlite = sources.store as? SQLiteEventStore {
             let wal = sqlite.walStatistics
             walBytes.set(Double(wal.bytes))
+            let memory = sqlite.memoryIndexes
+            memoryIndexed.set(Double(memory.dedupKeys))
+            memoryIndexedEvents.set(Double(memory.subjectEvents))
             let checkpoints = Self.name("ncs_store_checkpoints", unit: "total", help: "SQLite WAL checkpoints, by who ran them (background, writer, truncate)")
             advance(&state, descriptor: checkpoints, labels: [("by", "background")], to: wal.backgroundCheckpoints)
             advance(&state, descriptor: checkpoints, labels: [("by", "writer")], to: wal.writerCheckpoints)

@@ -108,6 +108,9 @@ import Testing
         #expect(delta("ncs_store_commit_batch_events_sum") >= 3)
         #expect(delta("ncs_log_head_offset") >= 10)
         #expect((after.value("ncs_store_wal_bytes") ?? 0) > 0)  // the SQLite store's WAL holds this test's commits
+        // Every event appended is in the subject index, with its one or two dedup keys.
+        #expect(delta("ncs_store_subject_index_events") == delta("ncs_log_head_offset"))
+        #expect(delta("ncs_store_dedup_keys") >= delta("ncs_log_head_offset"))
         #expect(after.value("ncs_sse_subscribers") == 1)
         // Restarts by outcome and reason; REST calls by endpoint, status and domain; the limiter.
         #expect(delta("ncs_restarts_total", ["outcome": "succeeded", "reason": "initial_start"]) == 1)
