@@ -19,8 +19,8 @@ import Synchronization
 /// the writer once the pool is open, and the store refuses to open if it does not hold.
 ///
 /// Dedup keys: looked up in memory (``DedupIndex``), kept in `dedup_log` in arrival order. The
-/// same goes for the sid and cname filters of ``read(after:limit:filter:)`` (``SubjectIndex``,
-/// from `event_subjects`): no B-tree on a random string is written per event. The store holds
+/// same goes for the sid, cname and type filters of ``read(after:limit:filter:)``
+/// (``SubjectIndex``, from `event_subjects`): no B-tree on a random string is written per event. The store holds
 /// `<path>.lock` (an `flock`) while open: a second process on the same file would add rows
 /// these indexes do not know, so it is refused (several receivers: PostgreSQL).
 ///
@@ -174,7 +174,7 @@ public final class SQLiteEventStore: BlockingAppending {
     }
 
     /// What the in-memory indexes hold, for the metrics: dedup keys, and the events the subject
-    /// index covers (the memory they take is about 35 and at most 50 bytes each).
+    /// index covers (the memory they take is about 35 and at most 55 bytes each).
     public var memoryIndexes: (dedupKeys: Int, subjectEvents: Int) {
         let keys = dedup.withLock { $0.count }
         let events = subjects.withLock { Int($0.newest - $0.floor) }
@@ -186,26 +186,38 @@ public final class SQLiteEventStore: BlockingAppending {
         subjects.withLock { ($0.floor, $0.newest, $0.sidOffsetCount) }
     }
 
-    /// Reads the newest `maxEvents` rows of `event_subjects` into the index, first adding the rows
-    /// of any event that has none (appended by a binary from before `v5-event-subjects`).
+    /// Reads the newest `maxEvents` rows of `event_subjects` into the index, first repairing what
+    /// an older binary run on this file since left out: the rows of the events it appended
+    /// (before `v5-event-subjects`), their types (before `v6-event-subject-types`).
     private static func loadSubjectIndex(_ pool: DatabasePool, hash: @escaping DedupIndex.Hash, maxEvents: Int,
                                          into subjects: borrowing Mutex<SubjectIndex>) throws {
-        try pool.write { db in
+        let floor = try pool.write { db in
             try db.execute(sql: """
-                INSERT INTO event_subjects (log_offset, sid, cname)
-                    SELECT log_offset, sid, cname FROM events
+                INSERT INTO event_subjects (log_offset, sid, cname, type)
+                    SELECT log_offset, sid, cname, type FROM events
                     WHERE log_offset > (SELECT coalesce(max(log_offset), 0) FROM event_subjects)
                     ORDER BY log_offset
                 """)
+            let newest = try Int64.fetchOne(db, sql: "SELECT coalesce(max(log_offset), 0) FROM event_subjects") ?? 0
+            let floor = max(0, newest - Int64(max(0, maxEvents)))
+            // Only over the rows about to be read anyway; below the floor a scan accepts NULL.
+            try db.execute(
+                sql: """
+                    UPDATE event_subjects SET type = (SELECT type FROM events WHERE events.log_offset = event_subjects.log_offset)
+                    WHERE log_offset > ? AND type IS NULL
+                    """,
+                arguments: [floor])
+            return floor
         }
         let index = try pool.read { db in
             let newest = try Int64.fetchOne(db, sql: "SELECT coalesce(max(log_offset), 0) FROM event_subjects") ?? 0
-            var index = SubjectIndex(hash: hash, floor: max(0, newest - Int64(max(0, maxEvents))))
+            var index = SubjectIndex(hash: hash, floor: floor)
             index.reserve(sids: Int(newest - index.floor))
             let rows = try Row.fetchCursor(
-                db, sql: "SELECT log_offset, sid, cname FROM event_subjects WHERE log_offset > ? ORDER BY log_offset", arguments: [index.floor])
+                db, sql: "SELECT log_offset, sid, cname, type FROM event_subjects WHERE log_offset > ? ORDER BY log_offset",
+                arguments: [index.floor])
             while let row = try rows.next() {
-                index.insert(offset: row[0], sid: row[1], cname: row[2])
+                index.insert(offset: row[0], SubjectIndex.Subjects(sid: row[1], cname: row[2], type: row[3]))
             }
             return index
         }
@@ -257,7 +269,7 @@ public final class SQLiteEventStore: BlockingAppending {
         var head: Int64?
         var added: [(key: String, id: Int64)] = []
         // Into the subject index before the commit, out again if it fails (see SubjectIndex).
-        var located: [(offset: Int64, sid: String?, cname: String?)] = []
+        var located: [(offset: Int64, subjects: SubjectIndex.Subjects)] = []
         var indexed = false
         do {
             try db.inTransaction {
@@ -268,7 +280,7 @@ public final class SQLiteEventStore: BlockingAppending {
                     """)
                 let insertKey = try db.cachedStatement(sql: "INSERT INTO dedup_log (key, log_offset, received_ms) VALUES (?, ?, ?)")
                 let insertDuplicate = try db.cachedStatement(sql: "INSERT INTO duplicates (log_offset, key, received_ms) VALUES (?, ?, ?)")
-                let insertSubjects = try db.cachedStatement(sql: "INSERT INTO event_subjects (log_offset, sid, cname) VALUES (?, ?, ?)")
+                let insertSubjects = try db.cachedStatement(sql: "INSERT INTO event_subjects (log_offset, sid, cname, type) VALUES (?, ?, ?, ?)")
                 // Keys of earlier records of this batch: not in the index until the commit.
                 var batchKeys: [String: Int64] = [:]
                 for record in records {
@@ -289,8 +301,8 @@ public final class SQLiteEventStore: BlockingAppending {
                         Data(record.body),
                     ])
                     let offset = db.lastInsertedRowID
-                    try insertSubjects.execute(arguments: [offset, record.sid, record.cname])
-                    located.append((offset, record.sid, record.cname))
+                    try insertSubjects.execute(arguments: [offset, record.sid, record.cname, record.type])
+                    located.append((offset, SubjectIndex.Subjects(sid: record.sid, cname: record.cname, type: record.type)))
                     for key in record.dedupKeys where batchKeys[key] == nil {
                         // A record may list the same key twice; it is kept once.
                         try insertKey.execute(arguments: [key, offset, record.receivedMs])
@@ -301,7 +313,7 @@ public final class SQLiteEventStore: BlockingAppending {
                     head = offset
                 }
                 subjects.withLock { index in
-                    for event in located { index.insert(offset: event.offset, sid: event.sid, cname: event.cname) }
+                    for event in located { index.insert(offset: event.offset, event.subjects) }
                 }
                 indexed = true
                 return .commit
@@ -309,7 +321,7 @@ public final class SQLiteEventStore: BlockingAppending {
         } catch {
             if indexed {
                 subjects.withLock { index in
-                    for event in located.reversed() { index.removeNewest(offset: event.offset, sid: event.sid, cname: event.cname) }
+                    for event in located.reversed() { index.removeNewest(offset: event.offset, event.subjects) }
                 }
             }
             throw error
@@ -337,8 +349,8 @@ public final class SQLiteEventStore: BlockingAppending {
 
     public func read(after offset: Int64, limit: Int, filter: EventFilter) async throws -> [StoredEvent] {
         if limit <= 0 { return [] }
-        if filter.sid != nil || filter.cname != nil {
-            return try await read { db in try self.readBySubject(db, after: offset, limit: limit, filter: filter) }
+        if let subjects = Self.indexedSubjects(filter) {
+            return try await read { db in try self.readBySubject(db, after: offset, limit: limit, filter: filter, subjects: subjects) }
         }
         let (conditions, arguments) = Self.conditions(filter)
         let query = Self.selectEvents + " WHERE log_offset > ?" + conditions + " ORDER BY log_offset LIMIT ?"
@@ -353,10 +365,19 @@ public final class SQLiteEventStore: BlockingAppending {
 
     private static let selectEvents = "SELECT log_offset, type, event_type, cname, sid, time_ms, received_ms, body FROM events"
 
-    /// A page filtered by sid or cname: candidate offsets from the subject index, in chunks,
-    /// each checked against its row (hash collisions, the other filters). See SubjectIndex for
-    /// why no committed event up to the head can be missing from the candidates.
-    private func readBySubject(_ db: Database, after offset: Int64, limit: Int, filter: EventFilter) throws -> [StoredEvent] {
+    /// What of `filter` the subject index can answer: sid, cname, an exact type (not a prefix);
+    /// nil when none of them is given (the log is scanned).
+    private static func indexedSubjects(_ filter: EventFilter) -> SubjectIndex.Subjects? {
+        let type = filter.type.flatMap { $0.hasSuffix("*") ? nil : $0 }
+        guard filter.sid != nil || filter.cname != nil || type != nil else { return nil }
+        return SubjectIndex.Subjects(sid: filter.sid, cname: filter.cname, type: type)
+    }
+
+    /// A page filtered by sid, cname or type: candidate offsets from the subject index, in
+    /// chunks, each checked against its row (hash collisions, the other filters). See
+    /// SubjectIndex for why no committed event up to the head can be missing from the candidates.
+    private func readBySubject(_ db: Database, after offset: Int64, limit: Int, filter: EventFilter,
+                               subjects: SubjectIndex.Subjects) throws -> [StoredEvent] {
         let (conditions, arguments) = Self.conditions(filter)
         var events: [StoredEvent] = []
         var cursor = offset
@@ -364,11 +385,11 @@ public final class SQLiteEventStore: BlockingAppending {
             let chunk = min(max(limit - events.count, 64), 500)
             // The floor and the candidates in one look: were the floor to rise in between, the
             // offsets under it would be skipped.
-            let (floor, indexed) = subjects.withLock { ($0.floor, $0.candidates(sid: filter.sid, cname: filter.cname, after: cursor, limit: chunk)) }
+            let (floor, indexed) = self.subjects.withLock { ($0.floor, $0.candidates(subjects, after: cursor, limit: chunk)) }
             var candidates = indexed
             if cursor < floor {
                 // Older than the index keeps: scan event_subjects (compact rows) up to the floor.
-                candidates = try Self.scanSubjects(db, filter, after: cursor, through: floor, limit: chunk)
+                candidates = try Self.scanSubjects(db, subjects, after: cursor, through: floor, limit: chunk)
                 if candidates.isEmpty {
                     cursor = floor
                     continue
@@ -384,16 +405,21 @@ public final class SQLiteEventStore: BlockingAppending {
         return events
     }
 
-    private static func scanSubjects(_ db: Database, _ filter: EventFilter, after: Int64, through: Int64, limit: Int) throws -> [Int64] {
+    private static func scanSubjects(_ db: Database, _ subjects: SubjectIndex.Subjects, after: Int64, through: Int64, limit: Int) throws -> [Int64] {
         var sql = "SELECT log_offset FROM event_subjects WHERE log_offset > ? AND log_offset <= ?"
         var arguments: StatementArguments = [after, through]
-        if let sid = filter.sid {
+        if let sid = subjects.sid {
             sql += " AND sid = ?"
             arguments += [sid]
         }
-        if let cname = filter.cname {
+        if let cname = subjects.cname {
             sql += " AND cname = ?"
             arguments += [cname]
+        }
+        if let type = subjects.type {
+            // NULL: a row appended by a binary from before v6 (the event's row is checked).
+            sql += " AND (type = ? OR type IS NULL)"
+            arguments += [type]
         }
         return try Int64.fetchAll(db.cachedStatement(sql: sql + " ORDER BY log_offset LIMIT ?"), arguments: arguments + [limit])
     }
@@ -604,7 +630,7 @@ public final class SQLiteEventStore: BlockingAppending {
         try await writeWithoutTransaction { db -> SweepReport in
             var report = SweepReport()
             var forgotten: [(key: String, id: Int64)] = []
-            var dropped: (through: Int64, subjects: [(sid: String?, cname: String?)]) = (0, [])
+            var dropped: (through: Int64, subjects: [SubjectIndex.Subjects]) = (0, [])
             // The subject index keeps the newest events only: what it lets go of is not deleted.
             let (floor, newest) = self.subjects.withLock { ($0.floor, $0.newest) }
             let keepFrom = newest - Int64(max(0, self.options.subjectIndexMaxEvents))
@@ -629,7 +655,7 @@ public final class SQLiteEventStore: BlockingAppending {
     /// offset through which the subject index is to forget events, with the sids and cnames of
     /// those it still holds: the events retention dropped, and those at or below `keepFrom`.
     private static func sweep(_ db: Database, _ policy: RetentionPolicy, nowMs: Int64, subjectIndex: (floor: Int64, keepFrom: Int64)) throws
-        -> (SweepReport, [(key: String, id: Int64)], (through: Int64, subjects: [(sid: String?, cname: String?)]))
+        -> (SweepReport, [(key: String, id: Int64)], (through: Int64, subjects: [SubjectIndex.Subjects]))
     {
         var report = SweepReport()
         // Events go as a prefix of the log, as dedup keys do: by age, up to the first one still
@@ -647,13 +673,13 @@ public final class SQLiteEventStore: BlockingAppending {
                 db, sql: "SELECT log_offset FROM events ORDER BY log_offset DESC LIMIT 1 OFFSET ?", arguments: [max(0, maxCount)])
             through = max(through, lastDropped ?? 0)
         }
-        var subjects: [(sid: String?, cname: String?)] = []
+        var subjects: [SubjectIndex.Subjects] = []
         let indexThrough = max(through, subjectIndex.keepFrom)
         if indexThrough > subjectIndex.floor {
             let rows = try Row.fetchCursor(
-                db, sql: "SELECT sid, cname FROM event_subjects WHERE log_offset > ? AND log_offset <= ?",
+                db, sql: "SELECT sid, cname, type FROM event_subjects WHERE log_offset > ? AND log_offset <= ?",
                 arguments: [subjectIndex.floor, indexThrough])
-            while let row = try rows.next() { subjects.append((row[0], row[1])) }
+            while let row = try rows.next() { subjects.append(SubjectIndex.Subjects(sid: row[0], cname: row[1], type: row[2])) }
         }
         if through > 0 {
             try db.execute(sql: "DELETE FROM events WHERE log_offset <= ?", arguments: [through])

@@ -73,7 +73,7 @@ public final class ReceiverMetrics: Sendable {
             descriptor: Self.name("ncs_store_dedup_keys", unit: "", help: "Dedup keys the SQLite store looks up in memory (the dedup window's)"), labels: [])
         memoryIndexedEvents = registry.makeGauge(
             descriptor: Self.name("ncs_store_subject_index_events", unit: "",
-                                  help: "Newest events whose sid and cname the SQLite store looks up in memory (at most 2,000,000)"), labels: [])
+                                  help: "Newest events whose sid, cname and type the SQLite store looks up in memory (at most 2,000,000)"), labels: [])
         sseSubscribers = registry.makeGauge(descriptor: Self.name("ncs_sse_subscribers", unit: "", help: "Open Server-Sent Events streams"), labels: [])
         activeRecordings = registry.makeGauge(
             descriptor: Self.name("ncs_recordings_active", unit: "", help: "Wanted recordings with a current Agora task"), labels: [])

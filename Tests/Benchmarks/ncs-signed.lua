@@ -4,6 +4,8 @@
 -- Secret: NCS_BENCH_SECRET, default ncs-fixture-secret.
 -- NCS_BENCH_SIDS=<n>: the callbacks belong to n recording sessions (sids), as Agora's traffic
 -- does, instead of a new sid for each (the default). Each stays distinct: the sequence grows.
+-- NCS_BENCH_TYPES=<n>: the callbacks cycle through n event types (at most 20, none that
+-- restarts or fails over a recording), as Agora's mix does, instead of 33 only (the default).
 local ffi = require("ffi")
 ffi.cdef[[
 unsigned char *HMAC(const void *evp_md, const void *key, int key_len,
@@ -20,6 +22,9 @@ for i = 0, 255 do hex[i] = string.format("%02x", i) end
 -- LuaJIT starts every state on the same seed: without this, two runs would send the same ids.
 math.randomseed(os.time())
 local sessions = tonumber(os.getenv("NCS_BENCH_SIDS") or "")
+local catalogue = {33, 1, 2, 3, 4, 13, 30, 40, 41, 42, 43, 44, 45, 60, 61, 70, 72, 73, 80, 90}
+local types = {}
+for i = 1, math.min(tonumber(os.getenv("NCS_BENCH_TYPES") or "1") or 1, #catalogue) do types[i] = catalogue[i] end
 local counter = 0
 local prefix = tostring(math.random(1, 1e9)) .. "-" .. tostring(os.time())
 
@@ -41,7 +46,8 @@ request = function()
   local id = string.format("%08x%08x%08x%08x%08x", math.random(0, 0x7fffffff), math.random(0, 0x7fffffff),
     math.random(0, 0x7fffffff), tonumber(threadPrefix) or 0, counter)
   local sid = sessions and (prefix .. "-" .. (threadPrefix or "t") .. "-s" .. (counter % sessions)) or id
-  local body = '{"noticeId":"' .. id .. '","productId":3,"eventType":33,"notifyMs":1718600001023,' ..
+  local eventType = types[(counter % #types) + 1]
+  local body = '{"noticeId":"' .. id .. '","productId":3,"eventType":' .. eventType .. ',"notifyMs":1718600001023,' ..
     '"payload":{"cname":"bench_room","uid":"527841","sid":"sid-' .. sid .. '","sequence":' .. counter ..
     ',"sendts":1718600001000,"serviceType":2,"details":{"msgName":"uploading_progress","progress":"' .. (counter % 100) .. '"}}}'
   return wrk.format("POST", nil, {

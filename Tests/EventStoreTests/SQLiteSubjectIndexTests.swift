@@ -59,6 +59,8 @@ struct SQLiteSubjectIndexTests {
         EventFilter(sid: "sid-1"), EventFilter(cname: "room-1"), EventFilter(cname: "room-0", sid: "sid-2"),
         EventFilter(type: "a", sid: "sid-0"), EventFilter(type: "b", cname: "room-1", sid: "sid-1"),
         EventFilter(sid: "nobody"), EventFilter(cname: "room-0", sid: "nobody"),
+        EventFilter(type: "a"), EventFilter(type: "b", cname: "room-0"), EventFilter(type: "nothing"),
+        EventFilter(type: "a*", sid: "sid-2"), EventFilter(type: "*"),
     ]
 
     /// With a cap of 100 events, most of the log is older than the index keeps: those pages come
@@ -77,7 +79,7 @@ struct SQLiteSubjectIndexTests {
             for batch in 0..<13 { all += try await appendEvents(store, count: 100, from: batch * 100) }
             #expect(all.count == 1300)
             for filter in Self.filters {
-                for pageSize in [1, 7, 1000] where pageSize > 1 || filter.sid != nil {
+                for pageSize in [1, 7, 1000] where pageSize > 1 || filter.sid != nil || filter.type == "nothing" {
                     try await expectPages(store, filter, pageSize: pageSize, all)
                 }
             }
@@ -133,11 +135,13 @@ struct SQLiteSubjectIndexTests {
         async let bySid = follow(EventFilter(sid: "sid-1"))
         async let byCname = follow(EventFilter(cname: "room-1"))
         async let byBoth = follow(EventFilter(cname: "room-0", sid: "sid-2"))
-        let (sid, cname, both) = try await (bySid, byCname, byBoth)
+        async let byType = follow(EventFilter(type: "b"))
+        let (sid, cname, both, type) = try await (bySid, byCname, byBoth, byType)
         let all = try await writer.value
         #expect(sid == all.filter { $0.sid == "sid-1" }.map(\.offset))
         #expect(cname == all.filter { $0.cname == "room-1" }.map(\.offset))
         #expect(both == all.filter { $0.cname == "room-0" && $0.sid == "sid-2" }.map(\.offset))
+        #expect(type == all.filter { $0.type == "b" }.map(\.offset))
         await store.close()
     }
 
@@ -217,6 +221,7 @@ struct SQLiteSubjectIndexTests {
         #expect(try await store.read(after: 0, limit: 10, filter: EventFilter(sid: "s1")).map(\.offset) == [1, 3])
         #expect(try await store.read(after: 0, limit: 10, filter: EventFilter(cname: "room")).map(\.offset) == [1, 2])
         #expect(try await store.read(after: 1, limit: 10, filter: EventFilter(cname: "room", sid: "s1")).isEmpty)
+        #expect(try await store.read(after: 1, limit: 2, filter: EventFilter(type: "t")).map(\.offset) == [2, 3])
         let appended = try await store.append([EventRecord(dedupKeys: ["k"], type: "t", cname: "room", sid: "s1", receivedMs: 9, body: [0x7B, 0x7D])])
         #expect(try await store.read(after: 0, limit: 10, filter: EventFilter(cname: "room", sid: "s1")).map(\.offset) == [1, appended[0].offset])
         await store.close()
@@ -224,14 +229,17 @@ struct SQLiteSubjectIndexTests {
         let indexes = try await queue.read { db in
             try String.fetchAll(db, sql: "SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'events' AND name NOT LIKE 'sqlite_%'")
         }
-        #expect(indexes == ["events_by_type"])
+        #expect(indexes.isEmpty)
+        #expect(try await queue.read { db in try Int.fetchOne(db, sql: "SELECT count(*) FROM event_subjects WHERE type = 't'") } == 5)
         #expect(try await queue.read { db in try Int.fetchOne(db, sql: "SELECT count(*) FROM event_subjects") } == 5)
         try queue.close()
     }
 
     /// A binary from before v5, run on a migrated file, appends events without their
-    /// `event_subjects` rows; the next open adds them, so the filters still find those events.
-    @Test func eventsWithoutSubjectRowsAreIndexedAtOpen() async throws {
+    /// `event_subjects` rows, and one from before v6 without their types; the next open repairs
+    /// what it reads into memory, and a scan below the index's floor takes a missing type as a
+    /// maybe, so the filters still find those events either way.
+    @Test func eventsAppendedByOlderBinariesAreFoundAfterReopen() async throws {
         let (directory, path) = try sqliteScratchPath("sqlite-subjects")
         defer { try? FileManager.default.removeItem(at: directory) }
         var all: [Appended] = []
@@ -242,30 +250,51 @@ struct SQLiteSubjectIndexTests {
         }
         do {
             let queue = try DatabaseQueue(path: path)
-            try await queue.write { db in try db.execute(sql: "DELETE FROM event_subjects WHERE log_offset > 12") }
+            try await queue.write { db in
+                try db.execute(sql: "DELETE FROM event_subjects WHERE log_offset > 20")
+                try db.execute(sql: "UPDATE event_subjects SET type = NULL WHERE log_offset > 5")
+            }
             try queue.close()
+        }
+        // The newest 10 in memory: offsets 6–20 keep no type, below the floor.
+        do {
+            let store = try SQLiteEventStore(path: path, options: StoreOptions(subjectIndexMaxEvents: 10), logger: quietLogger)
+            #expect(store.subjectIndexCoverage.floor == 20)
+            for filter in Self.filters { try await expectPages(store, filter, pageSize: 4, all) }
+            await store.close()
         }
         let store = try SQLiteEventStore(path: path, logger: quietLogger)
         for filter in Self.filters { try await expectPages(store, filter, pageSize: 4, all) }
         await store.close()
+        let queue = try DatabaseQueue(path: path)
+        #expect(try await queue.read { db in try Int.fetchOne(db, sql: "SELECT count(*) FROM event_subjects WHERE type IS NULL") } == 0)
+        try queue.close()
     }
 
     @Test func theIndexKeepsOffsetsInOrderAndTrimsWhatRetentionDropped() {
+        typealias Subjects = SubjectIndex.Subjects
         var index = SubjectIndex(hash: { $0 == "x" || $0 == "y" ? 1 : $0.hashValue })
-        for offset: Int64 in 1...10 { index.insert(offset: offset, sid: offset % 2 == 0 ? "x" : "y", cname: "c") }
-        index.insert(offset: 11, sid: nil, cname: nil)
+        for offset: Int64 in 1...10 {
+            index.insert(offset: offset, Subjects(sid: offset % 2 == 0 ? "x" : "y", cname: "c", type: offset <= 3 ? "early" : "late"))
+        }
+        index.insert(offset: 11, Subjects())
         // x and y share a hash: the candidates are both, the store's row check tells them apart.
-        #expect(index.candidates(sid: "x", cname: nil, after: 0, limit: 100) == Array(1...10))
-        #expect(index.candidates(sid: "x", cname: "c", after: 4, limit: 3) == [5, 6, 7])
-        #expect(index.candidates(sid: "z", cname: "c", after: 0, limit: 100) == [])
-        #expect(index.candidates(sid: nil, cname: nil, after: 0, limit: 100) == [])
-        index.removeNewest(offset: 10, sid: "x", cname: "c")
-        index.removeNewest(offset: 3, sid: "y", cname: "c")  // not the newest: stays
-        #expect(index.candidates(sid: nil, cname: "c", after: 0, limit: 100) == Array(1...9))
-        index.dropThrough(6, dropped: [("x", "c"), ("y", "c")])
+        #expect(index.candidates(Subjects(sid: "x"), after: 0, limit: 100) == Array(1...10))
+        #expect(index.candidates(Subjects(sid: "x", cname: "c"), after: 4, limit: 3) == [5, 6, 7])
+        // Several given: the shortest list.
+        #expect(index.candidates(Subjects(sid: "x", cname: "c", type: "early"), after: 0, limit: 100) == [1, 2, 3])
+        #expect(index.candidates(Subjects(sid: "z", cname: "c"), after: 0, limit: 100) == [])
+        #expect(index.candidates(Subjects(), after: 0, limit: 100) == [])
+        index.removeNewest(offset: 10, Subjects(sid: "x", cname: "c", type: "late"))
+        index.removeNewest(offset: 3, Subjects(sid: "y", cname: "c", type: "early"))  // not the newest: stays
+        #expect(index.candidates(Subjects(cname: "c"), after: 0, limit: 100) == Array(1...9))
+        #expect(index.candidates(Subjects(type: "late"), after: 0, limit: 100) == Array(4...9))
+        let dropped = (1...6).map { Subjects(sid: $0 % 2 == 0 ? "x" : "y", cname: "c", type: $0 <= 3 ? "early" : "late") }
+        index.dropThrough(6, dropped: dropped)
         #expect(index.floor == 6)
-        #expect(index.candidates(sid: "y", cname: nil, after: 0, limit: 100) == [7, 8, 9])
-        index.dropThrough(9, dropped: [("x", "c"), ("y", "c")])
+        #expect(index.candidates(Subjects(sid: "y"), after: 0, limit: 100) == [7, 8, 9])
+        #expect(index.candidates(Subjects(type: "early"), after: 0, limit: 100) == [])
+        index.dropThrough(9, dropped: (7...9).map { _ in Subjects(sid: "x", cname: "c", type: "late") })
         #expect(index.sidCount == 0 && index.cnameCount == 0)
     }
 }
