@@ -406,22 +406,15 @@ public final class SQLiteEventStore: BlockingAppending {
     }
 
     private static func scanSubjects(_ db: Database, _ subjects: SubjectIndex.Subjects, after: Int64, through: Int64, limit: Int) throws -> [Int64] {
-        var sql = "SELECT log_offset FROM event_subjects WHERE log_offset > ? AND log_offset <= ?"
-        var arguments: StatementArguments = [after, through]
-        if let sid = subjects.sid {
-            sql += " AND sid = ?"
-            arguments += [sid]
-        }
-        if let cname = subjects.cname {
-            sql += " AND cname = ?"
-            arguments += [cname]
-        }
+        var (sql, arguments) = conditions(EventFilter(cname: subjects.cname, sid: subjects.sid))
         if let type = subjects.type {
             // NULL: a row appended by a binary from before v6 (the event's row is checked).
             sql += " AND (type = ? OR type IS NULL)"
             arguments += [type]
         }
-        return try Int64.fetchAll(db.cachedStatement(sql: sql + " ORDER BY log_offset LIMIT ?"), arguments: arguments + [limit])
+        return try Int64.fetchAll(
+            db.cachedStatement(sql: "SELECT log_offset FROM event_subjects WHERE log_offset > ? AND log_offset <= ?" + sql + " ORDER BY log_offset LIMIT ?"),
+            arguments: [after, through] + arguments + [limit])
     }
 
     private static func fetchEvents(_ statement: Statement, _ arguments: StatementArguments, into events: inout [StoredEvent], limit: Int) throws {

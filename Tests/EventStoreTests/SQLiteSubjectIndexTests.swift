@@ -190,7 +190,7 @@ struct SQLiteSubjectIndexTests {
         let (directory, path) = try sqliteScratchPath("sqlite-subjects")
         defer { try? FileManager.default.removeItem(at: directory) }
         let store = try SQLiteEventStore(path: path, logger: quietLogger)
-        let old = try await appendEvents(store, count: 10, from: 0, receivedMs: 100)
+        _ = try await appendEvents(store, count: 10, from: 0, receivedMs: 100)
         // The clock stepped back: an old event logged after a young one stays until it goes.
         let young = try await appendEvents(store, count: 5, from: 10, receivedMs: 5_000)
         let stepBack = try await appendEvents(store, count: 1, from: 15, receivedMs: 100)
@@ -199,7 +199,6 @@ struct SQLiteSubjectIndexTests {
         let left = young + stepBack
         #expect(try await store.read(after: 0, limit: 100, filter: .all).map(\.offset) == left.map(\.offset))
         for filter in Self.filters { try await expectPages(store, filter, pageSize: 3, left) }
-        _ = old
         await store.close()
     }
 
