@@ -20,9 +20,10 @@ import Synchronization
 ///
 /// Dedup keys: looked up in memory (``DedupIndex``), kept in `dedup_log` in arrival order. The
 /// same goes for the sid, cname and type filters of ``read(after:limit:filter:)``
-/// (``SubjectIndex``, from `event_subjects`): no B-tree on a random string is written per event. The store holds
-/// `<path>.lock` (an `flock`) while open: a second process on the same file would add rows
-/// these indexes do not know, so it is refused (several receivers: PostgreSQL).
+/// (``SubjectIndex``, from `event_subjects`): no B-tree on a random string is written per
+/// event. The store holds `<path>.lock` (an `flock`) while open: a second process on the same
+/// file would add rows these indexes do not know, so it is refused (several receivers:
+/// PostgreSQL).
 ///
 /// Checkpoints: SQLite's automatic checkpoint runs inside the commit that crosses its threshold
 /// (1,000 WAL pages), so that commit, and every append or restart claim queued behind it, waited
@@ -70,8 +71,8 @@ public final class SQLiteEventStore: BlockingAppending {
     }
 
     /// - Parameters:
-    ///   - dedupHash: how ``DedupIndex`` hashes keys and ``SubjectIndex`` sids and cnames (the
-    ///     tests make them collide).
+    ///   - dedupHash: how ``DedupIndex`` hashes keys and ``SubjectIndex`` sids, cnames and
+    ///     types (the tests make them collide).
     ///   - lockWait: how long to wait for another process to let go of the store (a restart
     ///     that overlaps the old process's shutdown) before refusing to open.
     init(path: String, options: StoreOptions = .init(), logger: Logger, dedupHash: @escaping DedupIndex.Hash,
