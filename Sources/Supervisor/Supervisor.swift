@@ -1194,8 +1194,13 @@ public actor Supervisor {
     /// the copy being written is the newer one.
     private func readRecording(_ cname: String) async throws -> Recording? {
         if savesInFlight[cname, default: 0] > 0, let cached = recordings[cname] { return cached }
+        let savesBefore = savesBegun[cname, default: 0]
         let bytes = try await store.getDocument(collection: Collections.recordings, key: cname)
-        if savesInFlight[cname, default: 0] > 0, let cached = recordings[cname] { return cached }
+        // A save that began while the read was out, even one already finished, is newer than
+        // what the read found: taking the read would undo it (seen as a restart's new task
+        // reverting to the one it replaced when a failover's read overlapped the save).
+        if savesInFlight[cname, default: 0] > 0 || savesBegun[cname, default: 0] != savesBefore,
+           let cached = recordings[cname] { return cached }
         guard let bytes else {
             recordings[cname] = nil
             return nil
@@ -1216,15 +1221,57 @@ public actor Supervisor {
     }
 
     private var savesInFlight: [String: Int] = [:]
+    /// Saves started per recording, ever: tells a read whether a save overlapped it.
+    private var savesBegun: [String: UInt64] = [:]
 
+    /// Saves of one recording waiting for the write in progress to land.
+    private var saveWaiters: [String: [(version: UInt64, continuation: CheckedContinuation<Void, any Error>)]] = [:]
+    private var recordingsBeingWritten: Set<String> = []
+
+    /// Makes `recording` the copy everyone here sees, then durable.
+    ///
+    /// The writes of one recording reach the store one at a time, newest last. Two puts in
+    /// flight at once leave this actor for the store side by side and may land in either order;
+    /// the older landing last undid the newer (seen under CPU load: a monitor's note of a failed
+    /// query, saved just before a restart saved its new task, put the replaced task back). A
+    /// save made while a write is out waits for it; then the newest copy is written once for
+    /// every save that waited.
     private func save(_ recording: Recording) async throws {
         guard !halted else { throw Halted() }
         var recording = recording
         recording.updatedMs = Self.wallMs()
-        recordings[recording.cname] = recording
-        savesInFlight[recording.cname, default: 0] += 1
-        defer { savesInFlight[recording.cname, default: 1] -= 1 }
-        try await store.putDocument(collection: Collections.recordings, key: recording.cname, value: Array(try JSONEncoder().encode(recording)))
+        let cname = recording.cname
+        recordings[cname] = recording
+        savesBegun[cname, default: 0] &+= 1
+        let version = savesBegun[cname, default: 0]
+        savesInFlight[cname, default: 0] += 1
+        defer { savesInFlight[cname, default: 1] -= 1 }
+        if recordingsBeingWritten.contains(cname) {
+            try await withCheckedThrowingContinuation { continuation in
+                saveWaiters[cname, default: []].append((version, continuation))
+            }
+            return
+        }
+        recordingsBeingWritten.insert(cname)
+        defer { recordingsBeingWritten.remove(cname) }
+        var ownOutcome: Result<Void, any Error>?
+        while true {
+            let target = savesBegun[cname, default: 0]
+            let outcome: Result<Void, any Error>
+            do {
+                guard !halted, let newest = recordings[cname] else { throw Halted() }
+                try await store.putDocument(collection: Collections.recordings, key: cname, value: Array(try JSONEncoder().encode(newest)))
+                outcome = .success(())
+            } catch {
+                outcome = .failure(error)
+            }
+            if ownOutcome == nil { ownOutcome = outcome }
+            let waiting = saveWaiters[cname, default: []]
+            saveWaiters[cname] = waiting.filter { $0.version > target }
+            for waiter in waiting where waiter.version <= target { waiter.continuation.resume(with: outcome) }
+            if savesBegun[cname, default: 0] == target { break }
+        }
+        try ownOutcome?.get()
     }
 
     private func saveIntent(_ intent: Intent) async throws {

@@ -45,6 +45,7 @@ final class SupervisedWorld: Sendable {
 
     init(speedup: Double, seed: UInt64, storeLocation: String = "memory", redundant: Bool = true, reorderMs: Int = 0,
          haRecovery: Duration = .seconds(30), logLevel: Logger.Level = .critical,
+         overtakenReads: OvertakenRecordingReadsHold? = nil,
          settingsTweak: @escaping @Sendable (inout Supervisor.Settings) -> Void = { _ in }) async throws {
         var logger = Logger(label: "world")
         logger.logLevel = ProcessInfo.processInfo.environment["NCS_WORLD_LOG"].flatMap(Logger.Level.init(rawValue:)) ?? logLevel
@@ -53,7 +54,8 @@ final class SupervisedWorld: Sendable {
         self.settingsTweak = settingsTweak
         let route = CallbackRoute()
         self.route = route
-        store = try await EventStoreFactory.open(storeLocation, options: StoreOptions(), logger: logger)
+        let opened = try await EventStoreFactory.open(storeLocation, options: StoreOptions(), logger: logger)
+        store = overtakenReads.map { OvertakenRecordingReads(wrapping: opened, control: $0) } ?? opened
         committer = GroupCommitter(store: store)
         let committer = self.committer
         committerTask = Task { await committer.run() }

@@ -1,0 +1,156 @@
+import EventStore
+import Foundation
+import NCS
+import ReceiverTesting
+import Simulator
+import Supervisor
+import Synchronization
+import Testing
+import Timing
+
+/// A read of a recording that a save of the same recording overtakes must not undo the save.
+/// Seen in the randomized scenarios under CPU load: a failover's read, begun before a restart
+/// saved its new task and answered after, put the replaced task back as the current one.
+@Suite(.serialized) struct OvertakenReadTests {
+    /// The order of world 16 of the randomized scenarios: the dead instance's 11 beats the
+    /// failover's 12. The restart's read of the recording is held until a save lands (none
+    /// comes, so it waits out the hold); the 12 comes meanwhile, and the failover's read of the
+    /// recording is held until the restart has saved its new task, then answers with the task
+    /// before. Taken at its word, it put the replaced, stopped task back as the current one.
+    @Test func aFailoversReadOvertakenByTheRestartsSave_DoesNotBringBackTheReplacedTask() async throws {
+        let reads = OvertakenRecordingReadsHold()
+        let world = try await SupervisedWorld(speedup: 100, seed: 33, redundant: false, haRecovery: .seconds(30), overtakenReads: reads)
+        defer { Task { await world.shutdown() } }
+        let sid = try await ArrivingExitTests.running(world, "overtaken")
+
+        reads.arm(hold: .milliseconds(900))  // real time; the 12 comes 300 ms after the 11
+        try world.simulator.failover(sid: sid)
+        #expect(await world.deliver(ArrivingExitTests.exitBody(noticeId: "late-11", cname: "overtaken", sid: sid, uid: "1001")) == 200)
+        let settled = await world.wait(upTo: .seconds(600)) {
+            let live = world.liveTasks(cname: "overtaken").filter { $0.state == .recording }
+            let recording = await ArrivingExitTests.recording(world, "overtaken")
+            return live.count == 1 && live[0].sid != sid && recording?.state == .recording && recording?.current?.sid == live[0].sid
+        }
+        reads.disarm()
+        #expect(settled)
+        #expect(reads.overtaken > 0, "no read was overtaken by a save: the test did not set up the race")
+        let recording = try #require(await ArrivingExitTests.recording(world, "overtaken"))
+        let live = world.liveTasks(cname: "overtaken")
+        #expect(live.map(\.sid) == [recording.current?.sid ?? "-"])
+        #expect(recording.lineage.first { $0.sid == sid }?.end == "superseded")
+        // The store says the same as the supervisor's copy.
+        let stored = try #require(try await world.store.getDocument(collection: "recordings", key: "overtaken"))
+        #expect(try JSONDecoder().decode(Recording.self, from: Data(stored)).current?.sid == recording.current?.sid)
+    }
+
+    /// Two settings updates of a running recording, the second made while the first is still
+    /// being written, which lands late: the second is what the store keeps.
+    @Test func aSaveThatLandsLate_IsNotTheLastWordOnTheRecording() async throws {
+        let control = OvertakenRecordingReadsHold()
+        let world = try await SupervisedWorld(speedup: 100, seed: 34, redundant: false, overtakenReads: control)
+        defer { Task { await world.shutdown() } }
+        let sid = try await ArrivingExitTests.running(world, "late-save")
+        func settings(queryInterval: Int) -> String {
+            SupervisedWorld.recordingBody(start: false, extra: #","options":{"queryIntervalSeconds":\#(queryInterval)}"#)
+        }
+
+        control.delayNextSave(by: .milliseconds(400))
+        let first = Task { try await world.register(settings(queryInterval: 60), cname: "late-save") }
+        try await Task.sleep(for: .milliseconds(50))
+        _ = try await world.register(settings(queryInterval: 90), cname: "late-save")
+        _ = try await first.value
+        try await Task.sleep(for: .milliseconds(500))  // the late write has landed
+
+        let stored = try #require(try await world.store.getDocument(collection: "recordings", key: "late-save"))
+        let durable = try JSONDecoder().decode(Recording.self, from: Data(stored))
+        #expect(durable.options.queryIntervalSeconds == 90)
+        #expect(durable.current?.sid == sid)
+        #expect(try await world.supervisor?.recording(cname: "late-save")?.options.queryIntervalSeconds == 90)
+    }
+}
+
+/// When armed: how long a read of a recording may be held, and how many were overtaken;
+/// whether the next save of a recording lands late.
+final class OvertakenRecordingReadsHold: Sendable {
+    private struct State {
+        var hold: Duration?
+        var overtaken = 0
+        var lateSave: Duration?
+    }
+    private let state = Mutex(State())
+    func arm(hold: Duration) { state.withLock { $0.hold = hold } }
+    func disarm() { state.withLock { $0.hold = nil } }
+    var hold: Duration? { state.withLock { $0.hold } }
+    var overtaken: Int { state.withLock { $0.overtaken } }
+    func countOvertaken() { state.withLock { $0.overtaken += 1 } }
+    /// The next save of a recording lands after `delay`; saves after it land at once.
+    func delayNextSave(by delay: Duration) { state.withLock { $0.lateSave = delay } }
+    func takeLateSave() -> Duration? { state.withLock { state in defer { state.lateSave = nil }; return state.lateSave } }
+}
+
+/// Answers each read of a recording, while armed, with what the store held when the read
+/// came in, but only once a save of that recording has landed after it (or the hold has
+/// passed), and a little after that save's own answer: every read that overlaps a save is as
+/// stale as it can be. Saves land after a seeded random pause of up to 20 ms.
+final class OvertakenRecordingReads: EventStore {
+    private let inner: any EventStore
+    private let control: OvertakenRecordingReadsHold
+    private let savesLanded = Mutex<[String: Int]>([:])
+    private let pauses = Mutex(SeededGenerator(seed: 33))
+
+    init(wrapping inner: any EventStore, control: OvertakenRecordingReadsHold) {
+        self.inner = inner
+        self.control = control
+    }
+
+    func getDocument(collection: String, key: String) async throws -> [UInt8]? {
+        guard collection == "recordings", let hold = control.hold else { return try await inner.getDocument(collection: collection, key: key) }
+        let before = savesLanded.withLock { $0[key, default: 0] }
+        let value = try await inner.getDocument(collection: collection, key: key)
+        let deadline = ContinuousClock.now.advanced(by: hold)
+        while ContinuousClock.now < deadline {
+            if savesLanded.withLock({ $0[key, default: 0] }) != before {
+                control.countOvertaken()
+                try? await Task.sleep(for: .milliseconds(5))
+                break
+            }
+            try? await Task.sleep(for: .milliseconds(1))
+        }
+        return value
+    }
+
+    func putDocument(collection: String, key: String, value: [UInt8]) async throws {
+        if collection == "recordings", let late = control.takeLateSave() {
+            try? await Task.sleep(for: late)
+            return try await inner.putDocument(collection: collection, key: key, value: value)
+        }
+        guard collection == "recordings", control.hold != nil else { return try await inner.putDocument(collection: collection, key: key, value: value) }
+        let pause = pauses.withLock { Int.random(in: 0...20, using: &$0) }
+        try? await Task.sleep(for: .milliseconds(pause))
+        try await inner.putDocument(collection: collection, key: key, value: value)
+        savesLanded.withLock { $0[key, default: 0] += 1 }
+    }
+
+    func append(_ records: [EventRecord]) async throws -> [AppendOutcome] { try await inner.append(records) }
+    func read(after offset: Int64, limit: Int, filter: EventFilter) async throws -> [StoredEvent] {
+        try await inner.read(after: offset, limit: limit, filter: filter)
+    }
+    func headOffset() async throws -> Int64 { try await inner.headOffset() }
+    func duplicates(of offset: Int64) async throws -> [DuplicateHit] { try await inner.duplicates(of: offset) }
+    func putQuarantine(_ item: QuarantineItem) async throws -> Int64 { try await inner.putQuarantine(item) }
+    func listQuarantine(after id: Int64, limit: Int) async throws -> [QuarantineItem] { try await inner.listQuarantine(after: id, limit: limit) }
+    func getQuarantine(id: Int64) async throws -> QuarantineItem? { try await inner.getQuarantine(id: id) }
+    func deleteQuarantine(id: Int64) async throws -> Bool { try await inner.deleteQuarantine(id: id) }
+    func quarantineStats() async throws -> QuarantineStats { try await inner.quarantineStats() }
+    func claim(_ key: String, owner: String) async throws -> Bool { try await inner.claim(key, owner: owner) }
+    func claimOwner(_ key: String) async throws -> String? { try await inner.claimOwner(key) }
+    func claim(_ key: String, owner: String, document: (collection: String, key: String, value: [UInt8])) async throws -> Bool {
+        try await inner.claim(key, owner: owner, document: document)
+    }
+    func listDocuments(collection: String) async throws -> [(key: String, value: [UInt8])] { try await inner.listDocuments(collection: collection) }
+    func deleteDocument(collection: String, key: String) async throws -> Bool { try await inner.deleteDocument(collection: collection, key: key) }
+    func sweep(_ policy: RetentionPolicy, nowMs: Int64) async throws -> SweepReport { try await inner.sweep(policy, nowMs: nowMs) }
+    func observeAppends(_ handler: @escaping @Sendable (Int64) -> Void) { inner.observeAppends(handler) }
+    func checkHealth() async throws { try await inner.checkHealth() }
+    func close() async { await inner.close() }
+}
