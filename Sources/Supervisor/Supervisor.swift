@@ -684,7 +684,7 @@ public actor Supervisor {
                 guard let next = await start(id: id, intent: intent, recording: recording, client: client) else { return }
                 intent = next
             case .adopt:
-                guard let next = await adopt(id: id, intent: intent, recording: recording) else { return }
+                guard let next = await adopt(id: id, intent: intent, recording: recording, client: client) else { return }
                 intent = next
             case .verify:
                 guard let next = await verify(id: id, intent: intent, recording: recording, client: client) else { return }
@@ -804,7 +804,7 @@ public actor Supervisor {
 
     /// After a start whose answer was lost (a crash, or 201 "already started"): find the task
     /// by its events (our uid, this cname, a sid we do not know) or give the uid up.
-    private func adopt(id: UInt64, intent: Intent, recording: Recording) async -> Intent? {
+    private func adopt(id: UInt64, intent: Intent, recording: Recording, client: CloudRecordingClient) async -> Intent? {
         var intent = intent
         if let current = recording.current, current.uid == intent.uid, let resourceId = intent.resourceId, current.resourceId == resourceId {
             // Recorded as current before a crash cut the step short: that is the task.
@@ -813,15 +813,25 @@ public actor Supervisor {
         // Agora sends 33 uploading_progress once a minute while a task records: a task whose
         // first callbacks were lost still shows itself within the minute. Wait a little longer.
         let deadline = clock.now().advanced(by: max(settings.startWindow, .seconds(150)))
-        let known = Set(recording.lineage.map(\.sid))
+        var known = Set(recording.lineage.map(\.sid))
         var after = intent.logOffset
         while isCurrent(id, recording.cname) && clock.now() < deadline {
             if let events = try? await store.read(after: after, limit: 500, filter: EventFilter(cname: recording.cname)) {
                 for event in events {
                     after = event.offset
-                    guard event.type.hasPrefix("io.agora.cloudrecording."), let sid = event.sid, !known.contains(sid),
-                          (try? JSONValue.parse(event.body))?["data"]?["uid"]?.stringValue == intent.uid else { continue }
-                    return await took(id: id, intent: intent, sid: sid, resourceId: intent.resourceId ?? "", reasonOverride: "adopted")
+                    guard event.type.hasPrefix("io.agora.cloudrecording."), let sid = event.sid, !known.contains(sid) else { continue }
+                    if (try? JSONValue.parse(event.body))?["data"]?["uid"]?.stringValue == intent.uid {
+                        return await took(id: id, intent: intent, sid: sid, resourceId: intent.resourceId ?? "", reasonOverride: "adopted")
+                    }
+                    // A task whose first callbacks were lost and which then failed over speaks
+                    // only with its HA uid, which says nothing of whose task it is; query, with
+                    // this intent's resource, does (the sid must belong to it).
+                    guard event.eventType == 12, let resourceId = intent.resourceId else { continue }
+                    known.insert(sid)
+                    if await startedWith(resourceId, sid: sid, uid: intent.uid, recording: recording, client: client) {
+                        guard isCurrent(id, recording.cname) else { return nil }
+                        return await took(id: id, intent: intent, sid: sid, resourceId: resourceId, reasonOverride: "adopted")
+                    }
                 }
             }
             try? await clock.sleep(for: .seconds(1))
@@ -833,6 +843,17 @@ public actor Supervisor {
         intent.resourceId = nil
         intent.attempt += 1
         return intent
+    }
+
+    /// Whether Agora knows task `sid` as started from `resourceId` by `uid`.
+    private func startedWith(_ resourceId: String, sid: String, uid: String, recording: Recording, client: CloudRecordingClient) async -> Bool {
+        guard let result = try? await client.query(appId: recording.appId, resourceId: resourceId, sid: sid, mode: recording.mode) else {
+            return false
+        }
+        // The answer names the uid the task was started with; an answer without one is taken
+        // at its word (the resource and sid matched).
+        let startedUid = (try? JSONValue.parse(result.body))?["uid"]?.stringValue
+        return startedUid == nil || startedUid == uid
     }
 
     private func verify(id: UInt64, intent: Intent, recording: Recording, client: CloudRecordingClient) async -> Intent? {
