@@ -15,10 +15,44 @@ public struct SessionKnowledge: Sendable, Equatable {
     public var startedUid: String?
     /// `newUid`s seen in event 12 for this sid, as strings, oldest first.
     public var failoverUids: [String]
+    /// When each `newUid`'s 12 was sent (`sendts`, else `notifyMs`), where known.
+    public var failoverSentMs: [String: Int64]
 
-    public init(startedUid: String? = nil, failoverUids: [String] = []) {
+    public init(startedUid: String? = nil, failoverUids: [String] = [], failoverSentMs: [String: Int64] = [:]) {
         self.startedUid = startedUid
         self.failoverUids = failoverUids
+        self.failoverSentMs = failoverSentMs
+        putFailoversInOrder()
+    }
+
+    /// Adds the HA uid of one event 12, in the order the migrations happened.
+    ///
+    /// That is not always the order they are learned: after a receiver restart the log is read
+    /// again from a saved cursor while new callbacks arrive, and resends after an outage come
+    /// in any order, so an older 12 can be learned after a newer one. Taken as the newest, its
+    /// uid looked like the recorder of the moment, and the late exit of that dead instance
+    /// restarted a recording whose HA session lived on (randomized scenarios, world 29).
+    public mutating func addFailover(_ newUid: String, sentMs: Int64?) {
+        if let sentMs { failoverSentMs[newUid] = min(failoverSentMs[newUid] ?? sentMs, sentMs) }
+        if !failoverUids.contains(newUid) { failoverUids.append(newUid) }
+        putFailoversInOrder()
+    }
+
+    /// Adds what another copy of this knowledge holds (the store's, at start).
+    public mutating func merge(_ other: SessionKnowledge) {
+        if startedUid == nil { startedUid = other.startedUid }
+        for uid in other.failoverUids { addFailover(uid, sentMs: other.failoverSentMs[uid]) }
+    }
+
+    /// By send time; a uid without one keeps its place among those learned before it.
+    private mutating func putFailoversInOrder() {
+        guard failoverUids.count > 1, !failoverSentMs.isEmpty else { return }
+        var lastKnown = Int64.min
+        let keyed = failoverUids.enumerated().map { index, uid -> (at: Int64, index: Int, uid: String) in
+            if let at = failoverSentMs[uid] { lastKnown = at }
+            return (failoverSentMs[uid] ?? lastKnown, index, uid)
+        }
+        failoverUids = keyed.sorted { ($0.at, $0.index) < ($1.at, $1.index) }.map(\.uid)
     }
 }
 
@@ -45,7 +79,7 @@ public enum SessionClassifier {
         var knowledge = knowledge
         if let newUid = newUid(of: notification) {
             var updated = knowledge ?? SessionKnowledge()
-            if !updated.failoverUids.contains(newUid) { updated.failoverUids.append(newUid) }
+            updated.addFailover(newUid, sentMs: notification.payload.sendts ?? notification.notifyMs)
             knowledge = updated
         }
         return (classify(notification, knowledge: knowledge), knowledge?.failoverUids.count ?? 0, knowledge)

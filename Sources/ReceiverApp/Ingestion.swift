@@ -131,7 +131,9 @@ public final class Ingestion: Sendable {
         var sessionClass = SessionClass.unknown
         var migrations = 0
         if let sid = notification.sid {
-            if let newUid = notification.failoverNewUid { directory.recordFailover(sid: sid, newUid: newUid) }
+            if let newUid = notification.failoverNewUid {
+                directory.recordFailover(sid: sid, newUid: newUid, sentMs: notification.payload.sendts ?? notification.notifyMs)
+            }
             let knowledge = directory.knowledge(sid: sid)
             sessionClass = SessionClassifier.classify(notification, knowledge: knowledge)
             migrations = knowledge?.failoverUids.count ?? 0

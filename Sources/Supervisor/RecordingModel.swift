@@ -201,6 +201,8 @@ struct SessionRecord: Codable, Sendable, Equatable {
     var cname: String
     var startedUid: String?
     var failoverUids: [String]
+    /// When each failover's 12 was sent; absent from records written before it was kept.
+    var failoverSentMs: [String: Int64]?
 }
 
 enum Collections {

@@ -29,10 +29,12 @@ public final class SessionDirectory: Sendable {
 
     /// Returns the number of migrations known for the sid after recording this one.
     @discardableResult
-    public func recordFailover(sid: String, newUid: String) -> Int {
+    /// - Parameter sentMs: when the 12 was sent (`sendts`, else `notifyMs`): places the uid
+    ///   among the migrations already known (see ``SessionKnowledge/addFailover(_:sentMs:)``).
+    public func recordFailover(sid: String, newUid: String, sentMs: Int64?) -> Int {
         var count = 0
         update(sid) { knowledge in
-            if !knowledge.failoverUids.contains(newUid) { knowledge.failoverUids.append(newUid) }
+            knowledge.addFailover(newUid, sentMs: sentMs)
             count = knowledge.failoverUids.count
         }
         return count
@@ -40,13 +42,12 @@ public final class SessionDirectory: Sendable {
 
     func load(sid: String, knowledge: SessionKnowledge) {
         update(sid) { existing in
-            if existing.startedUid == nil { existing.startedUid = knowledge.startedUid }
-            // The longer history wins whole (its order is the migrations' order).
-            if Set(existing.failoverUids).isSubset(of: knowledge.failoverUids) {
-                existing.failoverUids = knowledge.failoverUids
-            } else {
-                for uid in knowledge.failoverUids where !existing.failoverUids.contains(uid) { existing.failoverUids.append(uid) }
-            }
+            // The stored history first: without send times (older records) its order is the
+            // migrations' order, and what was learned since goes after it.
+            var merged = knowledge
+            merged.merge(existing)
+            if let started = existing.startedUid { merged.startedUid = started }
+            existing = merged
         }
     }
 

@@ -169,7 +169,8 @@ public actor Supervisor {
     private func loadState() async throws {
         for (sid, value) in try await store.listDocuments(collection: Collections.sessions) {
             if let session = try? JSONDecoder().decode(SessionRecord.self, from: Data(value)) {
-                directory.load(sid: sid, knowledge: SessionKnowledge(startedUid: session.startedUid, failoverUids: session.failoverUids))
+                directory.load(sid: sid, knowledge: SessionKnowledge(startedUid: session.startedUid, failoverUids: session.failoverUids,
+                                                                     failoverSentMs: session.failoverSentMs ?? [:]))
             }
         }
         for (_, value) in try await store.listDocuments(collection: Collections.recordings) {
@@ -265,7 +266,7 @@ public actor Supervisor {
         let data = (try? JSONValue.parse(event.body))?["data"]
         let uid = data?["uid"]?.stringValue
         if eventType == 12, let newUid = data?["details"]?["newUid"]?.stringValue {
-            await handleFailover(cname: cname, sid: sid, newUid: newUid, uid: uid)
+            await handleFailover(cname: cname, sid: sid, newUid: newUid, sentMs: event.timeMs, uid: uid)
         }
         if RestartRules.exitEventTypes.contains(eventType) {
             await handleExit(cname: cname, sid: sid, uid: uid, eventType: eventType, noticeId: data?["noticeId"]?.stringValue,
@@ -420,14 +421,18 @@ public actor Supervisor {
         }
     }
 
-    private func handleFailover(cname: String, sid: String, newUid: String, uid: String?) async {
-        let migrations = directory.recordFailover(sid: sid, newUid: newUid)
+    private func handleFailover(cname: String, sid: String, newUid: String, sentMs: Int64?, uid: String?) async {
+        let migrations = directory.recordFailover(sid: sid, newUid: newUid, sentMs: sentMs)
         // Ingestion has usually recorded this newUid already; the uid before it is the previous one.
         let known = directory.knowledge(sid: sid)
         let position = known?.failoverUids.firstIndex(of: newUid) ?? 0
         let previousUid = position > 0 ? known?.failoverUids[position - 1] : known?.startedUid
         try? await updateSession(sid: sid, cname: cname) { session in
-            if !session.failoverUids.contains(newUid) { session.failoverUids.append(newUid) }
+            var knowledge = SessionKnowledge(startedUid: session.startedUid, failoverUids: session.failoverUids,
+                                             failoverSentMs: session.failoverSentMs ?? [:])
+            knowledge.addFailover(newUid, sentMs: sentMs)
+            session.failoverUids = knowledge.failoverUids
+            session.failoverSentMs = knowledge.failoverSentMs
         }
         guard var recording = try? await readRecording(cname),
               let index = recording.lineage.lastIndex(where: { $0.sid == sid }) else { return }

@@ -1,6 +1,6 @@
 import CloudRecordingAPI
 import NCS
-import Supervisor
+@testable import Supervisor
 import Testing
 
 @Suite struct RestartRulesTests {
@@ -42,6 +42,40 @@ import Testing
         let twice = SessionKnowledge(startedUid: "100", failoverUids: ["987654", "55"])
         #expect(RestartRules.onExit(recording: Self.recording(), sid: "s1", uid: "987654", knowledge: twice) == .skip("stale_uid"))
         #expect(RestartRules.onExit(recording: Self.recording(), sid: "s1", uid: "55", knowledge: twice) == .restart)
+    }
+
+    /// World 29 of the randomized scenarios: after a receiver restart the log reader, behind,
+    /// read the second migration's 12 after ingestion had learned the third's from a resend.
+    @Test func anOlder12LearnedAfterANewerOne_DoesNotMakeItsUidTheRecorder() {
+        let directory = SessionDirectory()
+        directory.recordStart(sid: "s1", uid: "100")
+        directory.recordFailover(sid: "s1", newUid: "200", sentMs: 1_000)
+        directory.recordFailover(sid: "s1", newUid: "400", sentMs: 3_000)  // the newest, learned first
+        directory.recordFailover(sid: "s1", newUid: "300", sentMs: 2_000)
+        directory.recordFailover(sid: "s1", newUid: "300", sentMs: 2_000)  // its resend changes nothing
+        let knowledge = directory.knowledge(sid: "s1")
+        #expect(knowledge?.failoverUids == ["200", "300", "400"])
+        #expect(knowledge?.currentUid == "400")
+        // The late exit of the dead instance 300 must not restart the recording.
+        #expect(RestartRules.onExit(recording: Self.recording(), sid: "s1", uid: "300", knowledge: knowledge) == .skip("stale_uid"))
+        #expect(RestartRules.onExit(recording: Self.recording(), sid: "s1", uid: "400", knowledge: knowledge) == .restart)
+    }
+
+    /// At start the store's history is loaded under what ingestion already learned: records
+    /// written before send times were kept have none, and keep their order.
+    @Test func storedHistory_MergesWithWhatWasLearnedSinceStart() {
+        let directory = SessionDirectory()
+        directory.recordFailover(sid: "s1", newUid: "400", sentMs: 3_000)  // learned from a callback before the load
+        directory.load(sid: "s1", knowledge: SessionKnowledge(startedUid: "100", failoverUids: ["200", "300"],
+                                                               failoverSentMs: ["200": 1_000, "300": 2_000]))
+        #expect(directory.knowledge(sid: "s1")?.failoverUids == ["200", "300", "400"])
+        #expect(directory.knowledge(sid: "s1")?.startedUid == "100")
+
+        let old = SessionDirectory()
+        old.load(sid: "s1", knowledge: SessionKnowledge(startedUid: "100", failoverUids: ["200", "300"]))
+        old.recordFailover(sid: "s1", newUid: "400", sentMs: 3_000)
+        #expect(old.knowledge(sid: "s1")?.failoverUids == ["200", "300", "400"])
+        #expect(old.knowledge(sid: "s1")?.currentUid == "400")
     }
 
     @Test func aStrangerUid_IsNotTheRecorder() {
@@ -117,9 +151,9 @@ import Testing
         let directory = SessionDirectory()
         directory.recordStart(sid: "s", uid: "100")
         #expect(directory.knowledge(sid: "s")?.currentUid == "100")
-        #expect(directory.recordFailover(sid: "s", newUid: "7") == 1)
-        #expect(directory.recordFailover(sid: "s", newUid: "7") == 1) // a redundant 12
-        #expect(directory.recordFailover(sid: "s", newUid: "8") == 2)
+        #expect(directory.recordFailover(sid: "s", newUid: "7", sentMs: nil) == 1)
+        #expect(directory.recordFailover(sid: "s", newUid: "7", sentMs: nil) == 1) // a redundant 12
+        #expect(directory.recordFailover(sid: "s", newUid: "8", sentMs: nil) == 2)
         #expect(directory.knowledge(sid: "s")?.currentUid == "8")
         #expect(SessionClassifier.classify(uid: "100", knowledge: directory.knowledge(sid: "s")) == .original)
         #expect(SessionClassifier.classify(uid: "7", knowledge: directory.knowledge(sid: "s")) == .failover)
