@@ -1305,7 +1305,27 @@ public actor Supervisor {
         try await store.putDocument(collection: Collections.intents, key: intent.cname, value: Array(try JSONEncoder().encode(intent)))
     }
 
+    /// Read-modify-writes of one sid's session record, each waiting for the one before: a
+    /// failover's uid and a start's uid for the same sid (an adoption, a handover) written side
+    /// by side each read the record without the other's change, and the later write dropped it.
+    private var sessionUpdateQueues: [String: [CheckedContinuation<Void, Never>]] = [:]
+
     private func updateSession(sid: String, cname: String, _ change: (inout SessionRecord) -> Void) async throws {
+        if sessionUpdateQueues[sid] != nil {
+            await withCheckedContinuation { sessionUpdateQueues[sid, default: []].append($0) }
+        } else {
+            sessionUpdateQueues[sid] = []
+        }
+        defer {
+            // Hands the turn to the next update of this sid, or frees it.
+            if var waiting = sessionUpdateQueues[sid], !waiting.isEmpty {
+                let next = waiting.removeFirst()
+                sessionUpdateQueues[sid] = waiting
+                next.resume()
+            } else {
+                sessionUpdateQueues[sid] = nil
+            }
+        }
         guard !halted else { throw Halted() }
         var session = SessionRecord(cname: cname, startedUid: nil, failoverUids: [])
         if let bytes = try await store.getDocument(collection: Collections.sessions, key: sid),

@@ -67,6 +67,41 @@ import Timing
         #expect(durable.current?.sid == sid)
         #expect(try await world.supervisor?.recording(cname: "late-save")?.options.queryIntervalSeconds == 90)
     }
+
+    /// A failover's uid and a handed-over task's started uid for one sid, written side by
+    /// side, the first landing late: the session record keeps both.
+    @Test func twoUpdatesOfOneSessionRecord_BothLand() async throws {
+        let control = OvertakenRecordingReadsHold()
+        let world = try await SupervisedWorld(speedup: 100, seed: 35, redundant: false, overtakenReads: control)
+        defer { Task { await world.shutdown() } }
+        let sid = "5e55105ec0ffee0000000000000000aa"
+        _ = try await world.register(SupervisedWorld.recordingBody(start: false), cname: "handover")
+        // The supervisor follows the log from its head when it first loads (its cursor is then
+        // written): the 12 must come after that.
+        let following = await world.wait(upTo: .seconds(60)) {
+            (try? await world.store.getDocument(collection: "supervisor_cursors", key: "world")) != nil
+        }
+        try #require(following)
+
+        control.delayNextSave(by: .milliseconds(300), collection: "sessions")
+        let ms = Int64(Date().timeIntervalSince1970 * 1000)
+        let failover = """
+            {"noticeId":"handover-12","productId":3,"eventType":12,"notifyMs":\(ms),"payload":{"cname":"handover","uid":"777",\
+            "sid":"\(sid)","sequence":0,"sendts":\(ms),"serviceType":0,"details":{"msgName":"session_failover","newUid":777}}}
+            """
+        #expect(await world.deliver(failover) == 200)
+        let held = await world.wait(upTo: .seconds(60)) { control.lateSaveBegun }
+        try #require(held)
+        // The backend hands over the task it started itself, under this sid.
+        _ = try await world.register(SupervisedWorld.recordingBody(start: false, extra: #","sid":"\#(sid)","resourceId":"handover-resource""#),
+                                     cname: "handover")
+        try await Task.sleep(for: .milliseconds(500))  // the late write has landed
+
+        let stored = try #require(try await world.store.getDocument(collection: "sessions", key: sid))
+        let session = try JSONValue.parse(stored)
+        #expect(session["startedUid"]?.stringValue == "1001")
+        #expect(session["failoverUids"] == .array(["777"]))
+    }
 }
 
 /// When armed: how long a read of a recording may be held, and how many were overtaken;
@@ -76,6 +111,8 @@ final class OvertakenRecordingReadsHold: Sendable {
         var hold: Duration?
         var overtaken = 0
         var lateSave: Duration?
+        var lateCollection = "recordings"
+        var lateSaveBegun = false
     }
     private let state = Mutex(State())
     func arm(hold: Duration) { state.withLock { $0.hold = hold } }
@@ -83,9 +120,20 @@ final class OvertakenRecordingReadsHold: Sendable {
     var hold: Duration? { state.withLock { $0.hold } }
     var overtaken: Int { state.withLock { $0.overtaken } }
     func countOvertaken() { state.withLock { $0.overtaken += 1 } }
-    /// The next save of a recording lands after `delay`; saves after it land at once.
-    func delayNextSave(by delay: Duration) { state.withLock { $0.lateSave = delay } }
-    func takeLateSave() -> Duration? { state.withLock { state in defer { state.lateSave = nil }; return state.lateSave } }
+    /// The next save into `collection` lands after `delay`; saves after it land at once.
+    func delayNextSave(by delay: Duration, collection: String = "recordings") {
+        state.withLock { $0.lateSave = delay; $0.lateCollection = collection; $0.lateSaveBegun = false }
+    }
+    func takeLateSave(collection: String) -> Duration? {
+        state.withLock { state in
+            guard state.lateCollection == collection, let delay = state.lateSave else { return nil }
+            state.lateSave = nil
+            state.lateSaveBegun = true
+            return delay
+        }
+    }
+    /// The late save has been made (and is being held).
+    var lateSaveBegun: Bool { state.withLock { $0.lateSaveBegun } }
 }
 
 /// Answers each read of a recording, while armed, with what the store held when the read
@@ -120,7 +168,7 @@ final class OvertakenRecordingReads: EventStore {
     }
 
     func putDocument(collection: String, key: String, value: [UInt8]) async throws {
-        if collection == "recordings", let late = control.takeLateSave() {
+        if let late = control.takeLateSave(collection: collection) {
             try? await Task.sleep(for: late)
             return try await inner.putDocument(collection: collection, key: key, value: value)
         }
