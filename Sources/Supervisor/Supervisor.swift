@@ -273,7 +273,28 @@ public actor Supervisor {
                              source: .log(offset: event.offset))
         } else if let uid {
             await adoptIfUnknown(cname: cname, sid: sid, uid: uid)
+            if eventType != 12 { await noticeUnannouncedFailover(cname: cname, sid: sid, uid: uid, sentMs: event.timeMs) }
         }
+    }
+
+    /// A task of ours speaking with a uid it was not started with and no 12 announced: an HA
+    /// migration whose 12 was lost (sent while the receiver was down for longer than Agora's
+    /// resends). Agora's once-a-minute 33 from the new uid still shows it. Unseen, the current
+    /// task's later exit from that uid was taken for a stale one (no restart: a wanted
+    /// recording left without a task), and a replaced task's HA session recorded on beside its
+    /// replacement (randomized scenarios, world 14). It is taken as the 12 would have been.
+    /// Exits are not evidence: a task that ends under an unknown uid is ending anyway.
+    private func noticeUnannouncedFailover(cname: String, sid: String, uid: String, sentMs: Int64?) async {
+        // Current, replaced, or taken for gone by the monitor while it was recovering.
+        guard let recording = recordings[cname], recording.wanted, let entry = recording.lineage.last(where: { $0.sid == sid }),
+              entry.end == nil || entry.end == "replaced" || (entry.end == "exited" && recording.current != nil) else { return }
+        let known = directory.knowledge(sid: sid)
+        guard uid != entry.uid, !entry.failoverUids.contains(uid), known?.startedUid != uid,
+              known?.failoverUids.contains(uid) != true else { return }
+        logger.notice("a task speaks with a uid no event 12 announced; taking it as an HA migration", metadata: [
+            "cname": "\(cname)", "sid": "\(sid)", "uid": "\(uid)",
+        ])
+        await handleFailover(cname: cname, sid: sid, newUid: uid, sentMs: sentMs, uid: uid)
     }
 
     // MARK: - Exits as they arrive
