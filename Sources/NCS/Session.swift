@@ -15,7 +15,7 @@ public struct SessionKnowledge: Sendable, Equatable {
     public var startedUid: String?
     /// `newUid`s seen in event 12 for this sid, as strings, oldest first.
     public var failoverUids: [String]
-    /// When each `newUid`'s 12 was sent (`sendts`, else `notifyMs`), where known.
+    /// When each `newUid`'s 12 was sent (``NCSNotification/sentMs``), where known.
     public var failoverSentMs: [String: Int64]
 
     public init(startedUid: String? = nil, failoverUids: [String] = [], failoverSentMs: [String: Int64] = [:]) {
@@ -79,7 +79,7 @@ public enum SessionClassifier {
         var knowledge = knowledge
         if let newUid = newUid(of: notification) {
             var updated = knowledge ?? SessionKnowledge()
-            updated.addFailover(newUid, sentMs: notification.payload.sendts ?? notification.notifyMs)
+            updated.addFailover(newUid, sentMs: notification.sentMs)
             knowledge = updated
         }
         return (classify(notification, knowledge: knowledge), knowledge?.failoverUids.count ?? 0, knowledge)
@@ -116,4 +116,7 @@ public enum SessionClassifier {
 extension NCSNotification {
     /// The `newUid` if this is an event 12 `session_failover`.
     public var failoverNewUid: String? { SessionClassifier.newUid(of: self) }
+
+    /// When Agora sent it: `sendts`, else `notifyMs`, else `eventMs` (the CloudEvent's `time`).
+    public var sentMs: Int64? { payload.sendts ?? notifyMs ?? eventMs }
 }

@@ -132,7 +132,7 @@ public final class Ingestion: Sendable {
         var migrations = 0
         if let sid = notification.sid {
             if let newUid = notification.failoverNewUid {
-                directory.recordFailover(sid: sid, newUid: newUid, sentMs: notification.payload.sendts ?? notification.notifyMs)
+                directory.recordFailover(sid: sid, newUid: newUid, sentMs: notification.sentMs)
             }
             let knowledge = directory.knowledge(sid: sid)
             sessionClass = SessionClassifier.classify(notification, knowledge: knowledge)
@@ -147,7 +147,7 @@ public final class Ingestion: Sendable {
             eventType: notification.eventType,
             cname: notification.payload.cname,
             sid: notification.sid,
-            timeMs: notification.payload.sendts ?? notification.notifyMs ?? notification.eventMs,
+            timeMs: notification.sentMs,
             receivedMs: nowMs,
             body: event.jsonBytes()
         )

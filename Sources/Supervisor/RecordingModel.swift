@@ -1,5 +1,6 @@
 import CloudRecordingAPI
 import Foundation
+import NCS
 
 /// What the backend asked for, and everything the supervisor learned since: the registry entry
 /// of one channel (`cname`), kept as a document in the store.
@@ -203,6 +204,18 @@ struct SessionRecord: Codable, Sendable, Equatable {
     var failoverUids: [String]
     /// When each failover's 12 was sent; absent from records written before it was kept.
     var failoverSentMs: [String: Int64]?
+
+    var knowledge: SessionKnowledge {
+        SessionKnowledge(startedUid: startedUid, failoverUids: failoverUids, failoverSentMs: failoverSentMs ?? [:])
+    }
+
+    /// ``SessionKnowledge/addFailover(_:sentMs:)`` on the stored record.
+    mutating func addFailover(_ newUid: String, sentMs: Int64?) {
+        var knowledge = knowledge
+        knowledge.addFailover(newUid, sentMs: sentMs)
+        failoverUids = knowledge.failoverUids
+        failoverSentMs = knowledge.failoverSentMs
+    }
 }
 
 enum Collections {

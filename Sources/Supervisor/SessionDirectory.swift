@@ -29,7 +29,7 @@ public final class SessionDirectory: Sendable {
 
     /// Returns the number of migrations known for the sid after recording this one.
     @discardableResult
-    /// - Parameter sentMs: when the 12 was sent (`sendts`, else `notifyMs`): places the uid
+    /// - Parameter sentMs: when the 12 was sent (``NCSNotification/sentMs``): places the uid
     ///   among the migrations already known (see ``SessionKnowledge/addFailover(_:sentMs:)``).
     public func recordFailover(sid: String, newUid: String, sentMs: Int64?) -> Int {
         var count = 0

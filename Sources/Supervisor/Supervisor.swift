@@ -169,8 +169,7 @@ public actor Supervisor {
     private func loadState() async throws {
         for (sid, value) in try await store.listDocuments(collection: Collections.sessions) {
             if let session = try? JSONDecoder().decode(SessionRecord.self, from: Data(value)) {
-                directory.load(sid: sid, knowledge: SessionKnowledge(startedUid: session.startedUid, failoverUids: session.failoverUids,
-                                                                     failoverSentMs: session.failoverSentMs ?? [:]))
+                directory.load(sid: sid, knowledge: session.knowledge)
             }
         }
         for (_, value) in try await store.listDocuments(collection: Collections.recordings) {
@@ -448,13 +447,7 @@ public actor Supervisor {
         let known = directory.knowledge(sid: sid)
         let position = known?.failoverUids.firstIndex(of: newUid) ?? 0
         let previousUid = position > 0 ? known?.failoverUids[position - 1] : known?.startedUid
-        try? await updateSession(sid: sid, cname: cname) { session in
-            var knowledge = SessionKnowledge(startedUid: session.startedUid, failoverUids: session.failoverUids,
-                                             failoverSentMs: session.failoverSentMs ?? [:])
-            knowledge.addFailover(newUid, sentMs: sentMs)
-            session.failoverUids = knowledge.failoverUids
-            session.failoverSentMs = knowledge.failoverSentMs
-        }
+        try? await updateSession(sid: sid, cname: cname) { $0.addFailover(newUid, sentMs: sentMs) }
         guard var recording = try? await readRecording(cname),
               let index = recording.lineage.lastIndex(where: { $0.sid == sid }) else { return }
         if !recording.lineage[index].failoverUids.contains(newUid) {
@@ -1240,13 +1233,13 @@ public actor Supervisor {
     /// The recording as the store has it, unless this process is writing it right now: then
     /// the copy being written is the newer one.
     private func readRecording(_ cname: String) async throws -> Recording? {
-        if savesInFlight[cname, default: 0] > 0, let cached = recordings[cname] { return cached }
+        if recordingsBeingWritten.contains(cname), let cached = recordings[cname] { return cached }
         let savesBefore = savesBegun[cname, default: 0]
         let bytes = try await store.getDocument(collection: Collections.recordings, key: cname)
         // A save that began while the read was out, even one already finished, is newer than
         // what the read found: taking the read would undo it (seen as a restart's new task
         // reverting to the one it replaced when a failover's read overlapped the save).
-        if savesInFlight[cname, default: 0] > 0 || savesBegun[cname, default: 0] != savesBefore,
+        if recordingsBeingWritten.contains(cname) || savesBegun[cname, default: 0] != savesBefore,
            let cached = recordings[cname] { return cached }
         guard let bytes else {
             recordings[cname] = nil
@@ -1267,12 +1260,12 @@ public actor Supervisor {
         return recording
     }
 
-    private var savesInFlight: [String: Int] = [:]
     /// Saves started per recording, ever: tells a read whether a save overlapped it.
     private var savesBegun: [String: UInt64] = [:]
 
     /// Saves of one recording waiting for the write in progress to land.
     private var saveWaiters: [String: [(version: UInt64, continuation: CheckedContinuation<Void, any Error>)]] = [:]
+    /// Recordings with a save in flight: the copy here is newer than the store's.
     private var recordingsBeingWritten: Set<String> = []
 
     /// Makes `recording` the copy everyone here sees, then durable.
@@ -1291,8 +1284,6 @@ public actor Supervisor {
         recordings[cname] = recording
         savesBegun[cname, default: 0] &+= 1
         let version = savesBegun[cname, default: 0]
-        savesInFlight[cname, default: 0] += 1
-        defer { savesInFlight[cname, default: 1] -= 1 }
         if recordingsBeingWritten.contains(cname) {
             try await withCheckedThrowingContinuation { continuation in
                 saveWaiters[cname, default: []].append((version, continuation))
