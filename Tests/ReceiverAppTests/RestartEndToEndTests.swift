@@ -143,10 +143,12 @@ import Testing
                    "storageConfig":{"vendor":1,"region":0,"bucket":"b","accessKey":"E2E-ACCESS-KEY","secretKey":"E2E-STORAGE-SECRET"}}}
                 """)
             var sid = ""
-            try await until("\(cname) recording") {
+            // "recording" is saved just before the start's intent is deleted: a test that kills
+            // the receiver in between would see the start verified again after the restart.
+            try await until("\(cname) recording, its start verified") {
                 let recording = try await recording(cname)
                 sid = recording["current"]?["sid"]?.stringValue ?? ""
-                return recording["state"]?.stringValue == "recording"
+                return recording["state"]?.stringValue == "recording" && recording["inFlight"] == nil
             }
             return sid
         }

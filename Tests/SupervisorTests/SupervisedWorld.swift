@@ -155,6 +155,17 @@ final class SupervisedWorld: Sendable {
         return all
     }
 
+    /// Whether a supervisor event of `type` whose `data` satisfies `matching` reaches the log
+    /// within `timeout` (Agora time). The supervisor appends its events off its own path, so
+    /// what it did can be seen (a REST call, its in-memory state) before the event is stored.
+    func eventArrives(_ type: String, cname: String, upTo timeout: Duration = .seconds(60),
+                      matching: @escaping (JSONValue) -> Bool = { _ in true }) async -> Bool {
+        await wait(upTo: timeout) {
+            ((try? await events(type: type, cname: cname)) ?? [])
+                .contains { matching((try? JSONValue.parse($0.body))?["data"] ?? .null) }
+        }
+    }
+
     func liveTasks(cname: String) -> [AgoraTaskSnapshot] {
         simulator.tasks().filter { $0.cname == cname && $0.state.isLive }
     }

@@ -21,8 +21,7 @@ import Timing
             world.simulator.calls().contains { $0.endpoint == .acquire && $0.uid == "1002" }
         }
         #expect(sawSecond)
-        let failed = try await world.events(type: SupervisorEventType.failed, cname: "dog")
-        #expect(failed.contains { (try? JSONValue.parse($0.body))?["data"]?["kind"] == "no_event_13" })
+        #expect(await world.eventArrives(SupervisorEventType.failed, cname: "dog") { $0["kind"] == "no_event_13" })
         // The first task was stopped, not left running beside the next one.
         let first = try #require(world.simulator.calls().first { $0.endpoint == .start && $0.status == 200 }?.sid)
         let stopped = await world.wait(upTo: .seconds(60)) { world.simulator.task(sid: first)?.state.isLive == false }
