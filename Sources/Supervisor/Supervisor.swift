@@ -193,7 +193,14 @@ public actor Supervisor {
             guard let intent = try? JSONDecoder().decode(Intent.self, from: Data(value)) else { continue }
             let idleFor = agoraElapsed(sinceWallMs: intent.updatedMs, nowMs: nowMs)
             guard intent.owner == settings.instanceId || idleFor > settings.intentLease else { continue }
-            guard let recording = recordings[cname], recording.wanted, recording.generation == intent.generation else {
+            guard let recording = recordings[cname] else {
+                _ = try? await store.deleteDocument(collection: Collections.intents, key: cname)
+                continue
+            }
+            let stillWanted = recording.wanted && recording.generation == intent.generation
+            // A start that may have reached Agora is followed up even for a recording no longer
+            // wanted: its task, if any, is looked for and stopped (runOperation).
+            guard stillWanted || intent.phase == .start || intent.phase == .adopt else {
                 _ = try? await store.deleteDocument(collection: Collections.intents, key: cname)
                 continue
             }
@@ -665,6 +672,9 @@ public actor Supervisor {
         // The first step goes out with the recording it was decided on (no read before the
         // acquire: the latency from the exit event to the acquire is a bar); later steps re-read.
         var fresh: Recording? = launchedWith
+        // Whether a start of this intent may have reached Agora without its answer reaching us:
+        // resumed after a crash at start or adopt, or sent by this operation.
+        var startMayBeOut = initial.phase == .start || initial.phase == .adopt
         while isCurrent(id, cname) {
             if intent != written {
                 do {
@@ -687,6 +697,12 @@ public actor Supervisor {
             }
             guard let recording = loaded, isCurrent(id, cname) else { return }
             guard recording.wanted, recording.generation == intent.generation else {
+                if startMayBeOut, intent.phase == .start || intent.phase == .adopt, let client {
+                    // Stopped on purpose while a start's answer was lost (a crash): that task
+                    // may be recording, known to nobody. The intent stays until it is found.
+                    await stopUnclaimedStart(id: id, intent: intent, recording: recording, client: client)
+                    guard isCurrent(id, cname) else { return }
+                }
                 _ = try? await store.deleteDocument(collection: Collections.intents, key: cname)
                 return
             }
@@ -700,6 +716,7 @@ public actor Supervisor {
                 guard let next = await acquire(id: id, intent: intent, recording: recording, client: client) else { return }
                 intent = next
             case .start:
+                startMayBeOut = true
                 guard let next = await start(id: id, intent: intent, recording: recording, client: client) else { return }
                 intent = next
             case .adopt:
@@ -829,31 +846,9 @@ public actor Supervisor {
             // Recorded as current before a crash cut the step short: that is the task.
             return await took(id: id, intent: intent, sid: current.sid, resourceId: resourceId, reasonOverride: "adopted")
         }
-        // Agora sends 33 uploading_progress once a minute while a task records: a task whose
-        // first callbacks were lost still shows itself within the minute. Wait a little longer.
-        let deadline = clock.now().advanced(by: max(settings.startWindow, .seconds(150)))
-        var known = Set(recording.lineage.map(\.sid))
-        var after = intent.logOffset
-        while isCurrent(id, recording.cname) && clock.now() < deadline {
-            if let events = try? await store.read(after: after, limit: 500, filter: EventFilter(cname: recording.cname)) {
-                for event in events {
-                    after = event.offset
-                    guard event.type.hasPrefix("io.agora.cloudrecording."), let sid = event.sid, !known.contains(sid) else { continue }
-                    if (try? JSONValue.parse(event.body))?["data"]?["uid"]?.stringValue == intent.uid {
-                        return await took(id: id, intent: intent, sid: sid, resourceId: intent.resourceId ?? "", reasonOverride: "adopted")
-                    }
-                    // A task whose first callbacks were lost and which then failed over speaks
-                    // only with its HA uid, which says nothing of whose task it is; query, with
-                    // this intent's resource, does (the sid must belong to it).
-                    guard event.eventType == 12, let resourceId = intent.resourceId else { continue }
-                    known.insert(sid)
-                    if await startedWith(resourceId, sid: sid, uid: intent.uid, recording: recording, client: client) {
-                        guard isCurrent(id, recording.cname) else { return nil }
-                        return await took(id: id, intent: intent, sid: sid, resourceId: resourceId, reasonOverride: "adopted")
-                    }
-                }
-            }
-            try? await clock.sleep(for: .seconds(1))
+        if let sid = await findStartedTask(id: id, intent: intent, recording: recording, client: client) {
+            guard isCurrent(id, recording.cname) else { return nil }
+            return await took(id: id, intent: intent, sid: sid, resourceId: intent.resourceId ?? "", reasonOverride: "adopted")
         }
         guard isCurrent(id, recording.cname) else { return nil }
         // Nothing under that uid: start afresh with the other one.
@@ -862,6 +857,44 @@ public actor Supervisor {
         intent.resourceId = nil
         intent.attempt += 1
         return intent
+    }
+
+    /// The sid of the task this intent's start made, found by its events (our uid, this cname,
+    /// a sid the lineage does not know) after `intent.logOffset`; nil if none shows itself in
+    /// time. Agora sends 33 uploading_progress once a minute while a task records: a task whose
+    /// first callbacks were lost still shows itself within the minute. It waits a little longer.
+    private func findStartedTask(id: UInt64, intent: Intent, recording: Recording, client: CloudRecordingClient) async -> String? {
+        let deadline = clock.now().advanced(by: max(settings.startWindow, .seconds(150)))
+        var known = Set(recording.lineage.map(\.sid))
+        var after = intent.logOffset
+        while isCurrent(id, recording.cname) && clock.now() < deadline {
+            if let events = try? await store.read(after: after, limit: 500, filter: EventFilter(cname: recording.cname)) {
+                for event in events {
+                    after = event.offset
+                    guard event.type.hasPrefix("io.agora.cloudrecording."), let sid = event.sid, !known.contains(sid) else { continue }
+                    if (try? JSONValue.parse(event.body))?["data"]?["uid"]?.stringValue == intent.uid { return sid }
+                    // A task whose first callbacks were lost and which then failed over speaks
+                    // only with its HA uid, which says nothing of whose task it is; query, with
+                    // this intent's resource, does (the sid must belong to it).
+                    guard event.eventType == 12, let resourceId = intent.resourceId else { continue }
+                    known.insert(sid)
+                    if await startedWith(resourceId, sid: sid, uid: intent.uid, recording: recording, client: client) { return sid }
+                }
+            }
+            try? await clock.sleep(for: .seconds(1))
+        }
+        return nil
+    }
+
+    /// A recording stopped on purpose while its start's answer was lost: the task that start
+    /// may have made is looked for as adoption would, and stopped if it shows itself.
+    private func stopUnclaimedStart(id: UInt64, intent: Intent, recording: Recording, client: CloudRecordingClient) async {
+        guard let resourceId = intent.resourceId else { return }
+        logger.notice("a start's answer was lost and the recording is no longer wanted: looking for its task to stop it",
+                      metadata: ["cname": "\(intent.cname)", "uid": "\(intent.uid)"])
+        guard let sid = await findStartedTask(id: id, intent: intent, recording: recording, client: client) else { return }
+        _ = await callStop(recording: recording, sid: sid, resourceId: resourceId,
+                           uid: directory.knowledge(sid: sid)?.currentUid ?? intent.uid, why: "stop asked during start")
     }
 
     /// Whether Agora knows task `sid` as started from `resourceId` by `uid`.
