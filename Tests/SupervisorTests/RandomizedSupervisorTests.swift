@@ -200,8 +200,23 @@ import Timing
         await world.simulator.setFaults([])
         for script in scripts { world.simulator.setChannel(cname: script.cname, occupied: true) }
         let stopped = stoppedAt.snapshot()
+        /// Live tasks of a stopped recording whose start reached Agora after the stop was asked
+        /// (real wall time, as the stop's; 50 ms of slack for a start already on its way).
+        func startedAfterTheStop(_ script: Script) -> [(task: AgoraTaskSnapshot, lateByMs: Int64)] {
+            guard let stopMs = stopped[script.cname] else { return [] }
+            let live = world.liveTasks(cname: script.cname)
+            guard !live.isEmpty else { return [] }
+            let startedAt = Dictionary(world.simulator.calls().filter { $0.endpoint == .start && $0.cname == script.cname && $0.status == 200 }
+                .compactMap { call in call.sid.map { ($0, call.wallMs) } }, uniquingKeysWith: { first, _ in first })
+            return live.compactMap { task in
+                let late = (startedAt[task.sid] ?? 0) - stopMs
+                return late > 50 ? (task, late) : nil
+            }
+        }
         func converged(_ script: Script) async -> Bool {
-            if stopped[script.cname] != nil { return true }
+            // A stopped recording may still have to find and stop a task whose start's answer
+            // a crash lost; that is done within the time wanted ones get to converge.
+            if stopped[script.cname] != nil { return startedAfterTheStop(script).isEmpty }
             let live = world.liveTasks(cname: script.cname)
             guard live.count == 1, live[0].state == .recording,
                   let recording = try? await world.supervisor?.recording(cname: script.cname) else { return false }
@@ -238,12 +253,9 @@ import Timing
             if live.count > 1 {
                 report(script, "\(live.count) live tasks: \(live.map { "\($0.sid)/\($0.uid)/\($0.state.rawValue)" })")
             }
-            if let stopMs = stopped[script.cname] {
-                // When each live task's start reached Agora (real wall time, as the stop's).
-                let startedAt = Dictionary(world.simulator.calls().filter { $0.endpoint == .start && $0.cname == script.cname && $0.status == 200 }
-                    .compactMap { call in call.sid.map { ($0, call.wallMs) } }, uniquingKeysWith: { first, _ in first })
-                for task in live where (startedAt[task.sid] ?? 0) > stopMs + 50 {
-                    report(script, "task \(task.sid) started \((startedAt[task.sid] ?? 0) - stopMs) ms after the intended stop")
+            if stopped[script.cname] != nil {
+                for (task, lateByMs) in startedAfterTheStop(script) {
+                    report(script, "task \(task.sid) started \(lateByMs) ms after the intended stop")
                 }
             } else if !(await converged(script)) {
                 let recording = try? await world.supervisor?.recording(cname: script.cname)
