@@ -194,6 +194,10 @@ struct Intent: Codable, Sendable, Equatable {
     var triggerId: String? = nil
     var owner: String
     var updatedMs: Int64
+
+    /// At start or adopt, a start may have reached Agora without its answer reaching us (a
+    /// crash): if the recording is no longer wanted, its task is looked for and stopped.
+    var startMayHaveReachedAgora: Bool { phase == .start || phase == .adopt }
 }
 
 /// What is known about one sid for classification: the uid it was started with and the HA

@@ -193,14 +193,10 @@ public actor Supervisor {
             guard let intent = try? JSONDecoder().decode(Intent.self, from: Data(value)) else { continue }
             let idleFor = agoraElapsed(sinceWallMs: intent.updatedMs, nowMs: nowMs)
             guard intent.owner == settings.instanceId || idleFor > settings.intentLease else { continue }
-            guard let recording = recordings[cname] else {
-                _ = try? await store.deleteDocument(collection: Collections.intents, key: cname)
-                continue
-            }
-            let stillWanted = recording.wanted && recording.generation == intent.generation
             // A start that may have reached Agora is followed up even for a recording no longer
             // wanted: its task, if any, is looked for and stopped (runOperation).
-            guard stillWanted || intent.phase == .start || intent.phase == .adopt else {
+            guard let recording = recordings[cname],
+                  recording.wanted && recording.generation == intent.generation || intent.startMayHaveReachedAgora else {
                 _ = try? await store.deleteDocument(collection: Collections.intents, key: cname)
                 continue
             }
@@ -674,7 +670,7 @@ public actor Supervisor {
         var fresh: Recording? = launchedWith
         // Whether a start of this intent may have reached Agora without its answer reaching us:
         // resumed after a crash at start or adopt, or sent by this operation.
-        var startMayBeOut = initial.phase == .start || initial.phase == .adopt
+        var startMayBeOut = initial.startMayHaveReachedAgora
         while isCurrent(id, cname) {
             if intent != written {
                 do {
@@ -697,7 +693,7 @@ public actor Supervisor {
             }
             guard let recording = loaded, isCurrent(id, cname) else { return }
             guard recording.wanted, recording.generation == intent.generation else {
-                if startMayBeOut, intent.phase == .start || intent.phase == .adopt, let client {
+                if startMayBeOut, intent.startMayHaveReachedAgora, let client {
                     // Stopped on purpose while a start's answer was lost (a crash): that task
                     // may be recording, known to nobody. The intent stays until it is found.
                     await stopUnclaimedStart(id: id, intent: intent, recording: recording, client: client)
