@@ -27,7 +27,7 @@ public struct HTTPResponder: Sendable {
         if connection.loop.isCurrent {
             connection.complete(generation: generation, response: response, route: route)  // no closure to allocate
         } else {
-            connection.loop.queue.async { connection.complete(generation: generation, response: response, route: route) }
+            connection.loop.deliver(connection, generation: generation, response: response, route: route)
         }
     }
 
