@@ -35,6 +35,31 @@ struct EventStoreContractTests {
         }
     }
 
+    /// Values are bound by length, not as C strings (SQLite's C API in the SQLite store's append):
+    /// an empty string stays empty (not NULL), non-ASCII text and a body with NUL bytes come back
+    /// byte for byte, and a key with non-ASCII text still deduplicates.
+    @Test(arguments: Backend.testable)
+    func valuesRoundTripByteForByte(_ backend: Backend) async throws {
+        try await withStore(backend) { harness in
+            let store = harness.store
+            let body: [UInt8] = [0x7B, 0x22, 0x00, 0xFF, 0xC3, 0xBC, 0x22, 0x7D]
+            let record = EventRecord(dedupKeys: ["noticé-日本-1"], type: "io.agora.cloudrecording.tést", eventType: 0, cname: "",
+                                     sid: "sid-ü-日本", timeMs: -1, receivedMs: 0, body: body)
+            let outcomes = try await store.append([record])
+            guard case .appended(let offset) = outcomes.first else {
+                Issue.record("not appended: \(outcomes)")
+                return
+            }
+            let stored = try #require(try await store.read(after: 0, limit: 10, filter: .all).first)
+            #expect(stored == StoredEvent(offset: offset, type: "io.agora.cloudrecording.tést", eventType: 0, cname: "", sid: "sid-ü-日本",
+                                          timeMs: -1, receivedMs: 0, body: body))
+            #expect(try await store.read(after: 0, limit: 10, filter: EventFilter(cname: "")).map(\.offset) == [offset])
+            #expect(try await store.read(after: 0, limit: 10, filter: EventFilter(sid: "sid-ü-日本")).map(\.offset) == [offset])
+            let again = try await store.append([EventRecord(dedupKeys: ["noticé-日本-1"], type: "x", receivedMs: 1, body: Array("{}".utf8))])
+            #expect(again == [.duplicate(ofOffset: offset, key: "noticé-日本-1")])
+        }
+    }
+
     @Test(arguments: Backend.testable)
     func dedupWithinAndAcrossBatches(_ backend: Backend) async throws {
         try await withStore(backend) { harness in
