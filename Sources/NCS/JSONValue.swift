@@ -187,7 +187,7 @@ enum JSONWriter {
         case .bool(let b):
             if b { out.append(contentsOf: [0x74, 0x72, 0x75, 0x65]) } else { out.append(contentsOf: [0x66, 0x61, 0x6C, 0x73, 0x65]) }
         case .int(let i):
-            out.append(contentsOf: String(i).utf8)
+            writeInteger(i, into: &out)
         case .double(let d):
             if d.isFinite {
                 // Swift's description is the shortest round-tripping form and is valid JSON
@@ -229,17 +229,43 @@ enum JSONWriter {
         for _ in 0..<(level * 2) { out.append(0x20) }
     }
 
+    /// Digits written straight into `out`: `String(i)` allocated a string per number, and every
+    /// normalized event has a dozen numbers (this runs once per callback, on the request path).
+    static func writeInteger(_ value: Int64, into out: inout [UInt8]) {
+        if value < 0 { out.append(0x2D) }
+        var magnitude = value.magnitude
+        withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 20) { digits in
+            var start = 20
+            repeat {
+                start -= 1
+                digits[start] = UInt8(truncatingIfNeeded: magnitude % 10) &+ 0x30
+                magnitude /= 10
+            } while magnitude > 0
+            out.append(contentsOf: UnsafeBufferPointer(rebasing: digits[start...]))
+        }
+    }
+
     static func writeString(_ s: String, into out: inout [UInt8]) {
         out.append(0x22)
         var s = s
         s.withUTF8 { bytes in
-            // Copy runs that need no escaping in one go; most strings are a single run.
+            // Skip the prefix that needs no escaping eight bytes at a time (almost every string
+            // the receiver writes is ids, names and numbers: the whole string), then go byte by
+            // byte from the first word that has something to escape. Runs are copied in one go.
+            var index = 0
+            if let base = bytes.baseAddress {
+                let raw = UnsafeRawPointer(base)
+                while index &+ 8 <= bytes.count, !mayNeedEscaping(raw.loadUnaligned(fromByteOffset: index, as: UInt64.self)) {
+                    index &+= 8
+                }
+            }
             var runStart = 0
-            for index in 0..<bytes.count {
+            while index < bytes.count {
                 let byte = bytes[index]
+                index &+= 1
                 guard byte < 0x20 || byte == 0x22 || byte == 0x5C || byte == 0x7F else { continue }
-                if runStart < index { out.append(contentsOf: UnsafeBufferPointer(rebasing: bytes[runStart..<index])) }
-                runStart = index + 1
+                if runStart < index - 1 { out.append(contentsOf: UnsafeBufferPointer(rebasing: bytes[runStart..<(index - 1)])) }
+                runStart = index
                 switch byte {
                 case 0x22: out.append(contentsOf: [0x5C, 0x22])
                 case 0x5C: out.append(contentsOf: [0x5C, 0x5C])
@@ -254,5 +280,18 @@ enum JSONWriter {
             if runStart < bytes.count { out.append(contentsOf: UnsafeBufferPointer(rebasing: bytes[runStart...])) }
         }
         out.append(0x22)
+    }
+
+    /// Whether any of the eight bytes in `word` is below 0x20, `"`, `\` or 0x7F (what
+    /// ``writeString(_:into:)`` escapes). Exact for the word as a whole (the byte tests are the
+    /// usual "has a zero byte" and "has a byte less than n" bit tricks); bytes of 0x80 and above
+    /// (UTF-8 sequences) never count.
+    @inline(__always)
+    static func mayNeedEscaping(_ word: UInt64) -> Bool {
+        let ones: UInt64 = 0x0101_0101_0101_0101
+        let highs: UInt64 = 0x8080_8080_8080_8080
+        @inline(__always) func hasZeroByte(_ v: UInt64) -> Bool { (v &- ones) & ~v & highs != 0 }
+        let hasControl = (word &- ones &* 0x20) & ~word & highs != 0
+        return hasControl || hasZeroByte(word ^ (ones &* 0x22)) || hasZeroByte(word ^ (ones &* 0x5C)) || hasZeroByte(word ^ (ones &* 0x7F))
     }
 }

@@ -24,6 +24,55 @@ import Testing
         #expect(try JSONValue.parse("0." + longDigits).doubleValue == 1.0)
     }
 
+    /// The writer skips clean runs eight bytes at a time: every byte value, at every position of
+    /// strings up to 24 bytes long (a word, a tail, both), must still be escaped exactly as one
+    /// byte at a time would, and read back to the same string.
+    @Test func everyByteIsEscapedAtEveryPosition() throws {
+        func expected(_ bytes: [UInt8]) -> String {
+            var out = "\""
+            for byte in bytes {
+                switch byte {
+                case 0x22: out += "\\\""
+                case 0x5C: out += "\\\\"
+                case 0x0A: out += "\\n"
+                case 0x0D: out += "\\r"
+                case 0x09: out += "\\t"
+                case 0x08: out += "\\b"
+                case 0x0C: out += "\\f"
+                case 0..<0x20, 0x7F: out += String(format: "\\u%04x", Int(byte))
+                default: out += String(decoding: [byte], as: UTF8.self)
+                }
+            }
+            return out + "\""
+        }
+        for length in 1...24 {
+            for position in 0..<length {
+                // ASCII only, so that every string is valid UTF-8 whatever the byte.
+                for byte in UInt8(0)..<0x80 {
+                    var bytes = (0..<length).map { UInt8(0x61 + $0 % 26) }
+                    bytes[position] = byte
+                    let string = String(decoding: bytes, as: UTF8.self)
+                    let written = String(decoding: JSONValue.string(string).jsonBytes(), as: UTF8.self)
+                    #expect(written == expected(bytes), "byte \(byte) at \(position) of \(length)")
+                    #expect(try JSONValue.parse(written) == .string(string))
+                }
+            }
+        }
+        // UTF-8 sequences (bytes of 0x80 and above) pass through, in a word and in the tail.
+        for text in ["héllo wörld, 日本語のテキスト", "ü", "a\u{7F}日本\"\\\n", String(repeating: "ß", count: 17)] {
+            #expect(try JSONValue.parse(JSONValue.string(text).jsonBytes()) == .string(text))
+        }
+    }
+
+    @Test func integersAreWrittenAsTheirDecimalDigits() {
+        var values: [Int64] = [0, 1, -1, 9, 10, -10, 99, 100, Int64.max, Int64.min, Int64.min + 1, 1_718_600_001_023]
+        var generator = SystemRandomNumberGenerator()
+        for _ in 0..<2000 { values.append(Int64.random(in: Int64.min...Int64.max, using: &generator) >> Int64.random(in: 0...62)) }
+        for value in values {
+            #expect(String(decoding: JSONValue.int(value).jsonBytes(), as: UTF8.self) == String(value))
+        }
+    }
+
     @Test func keyOrderAndDuplicatesArePreserved() throws {
         let text = #"{"z":1,"a":{"y":[true,false,null],"b":"x"},"m":2.5,"z":3}"#
         let v = try JSONValue.parse(text)
