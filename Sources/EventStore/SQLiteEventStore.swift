@@ -1028,7 +1028,6 @@ final class StoreLockFile: Sendable {
     }
 }
 
-
 /// One cached INSERT of GRDB's, bound and stepped with SQLite's C API. GRDB's
 /// `execute(arguments:)` builds a `StatementArguments` (an array of boxed `DatabaseValue`s) and
 /// copies a blob into `Data` first; on the group committer's thread, four inserts an event, that

@@ -134,8 +134,9 @@ public actor Supervisor {
         }
         await drainLog()
         var drained = ContinuousClock.now
-        var busySince = drained
-        var drainsSinceBusySince = 1
+        // Reads of the log in the current one-second window, and when that window began.
+        var windowStart = drained
+        var readsInWindow = 1
         for await _ in wakeups {
             if halted || Task.isCancelled { break }
             // Under load every group commit announces itself, hundreds of times a second, and
@@ -146,17 +147,17 @@ public actor Supervisor {
             // keeps only the newest). Below that, as with Agora's usual traffic and in the tests,
             // every announcement is read at once, as before. Exits that restart a recording do
             // not wait for either: they are taken as they arrive (``callbackArrived(_:thenCommit:)``).
-            if drainsSinceBusySince >= Self.busyLogReadsPerSecond {
+            if readsInWindow >= Self.busyLogReadsPerSecond {
                 let next = drained.advanced(by: Self.busyLogReadInterval)
                 if next > .now { try? await Task.sleep(until: next, clock: .continuous) }
                 if halted || Task.isCancelled { break }
             }
             drained = .now
-            if busySince.duration(to: drained) > .seconds(1) {
-                busySince = drained
-                drainsSinceBusySince = 0
+            if windowStart.duration(to: drained) > .seconds(1) {
+                windowStart = drained
+                readsInWindow = 0
             }
-            drainsSinceBusySince += 1
+            readsInWindow += 1
             await drainLog()
         }
         await stop()
