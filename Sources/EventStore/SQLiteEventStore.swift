@@ -282,10 +282,10 @@ public final class SQLiteEventStore: BlockingAppending {
                 let insertEvent = PreparedInsert(try db.cachedStatement(sql: """
                     INSERT INTO events (type, event_type, cname, sid, time_ms, received_ms, body)
                     VALUES (?, ?, ?, ?, ?, ?, ?)
-                    """), db)
-                let insertKey = PreparedInsert(try db.cachedStatement(sql: "INSERT INTO dedup_log (key, log_offset, received_ms) VALUES (?, ?, ?)"), db)
-                let insertDuplicate = PreparedInsert(try db.cachedStatement(sql: "INSERT INTO duplicates (log_offset, key, received_ms) VALUES (?, ?, ?)"), db)
-                let insertSubjects = PreparedInsert(try db.cachedStatement(sql: "INSERT INTO event_subjects (log_offset, sid, cname, type) VALUES (?, ?, ?, ?)"), db)
+                    """))
+                let insertKey = PreparedInsert(try db.cachedStatement(sql: "INSERT INTO dedup_log (key, log_offset, received_ms) VALUES (?, ?, ?)"))
+                let insertDuplicate = PreparedInsert(try db.cachedStatement(sql: "INSERT INTO duplicates (log_offset, key, received_ms) VALUES (?, ?, ?)"))
+                let insertSubjects = PreparedInsert(try db.cachedStatement(sql: "INSERT INTO event_subjects (log_offset, sid, cname, type) VALUES (?, ?, ?, ?)"))
                 // Keys of earlier records of this batch: not in the index until the commit.
                 var batchKeys: [String: Int64] = [:]
                 for record in records {
@@ -1035,13 +1035,11 @@ final class StoreLockFile: Sendable {
 /// by SQLite (`SQLITE_TRANSIENT`), so nothing here needs to outlive `run`.
 struct PreparedInsert {
     private let statement: OpaquePointer
-    private let connection: OpaquePointer?
     /// For the error only: GRDB's `sql` trims the text with Foundation on every call.
     private let grdbStatement: Statement
 
-    init(_ statement: Statement, _ db: Database) {
+    init(_ statement: Statement) {
         self.statement = statement.sqliteStatement
-        self.connection = db.sqliteConnection
         self.grdbStatement = statement
     }
 
@@ -1053,7 +1051,7 @@ struct PreparedInsert {
         // A bind that failed (out of memory, say) fails the insert rather than storing NULL.
         let code = binder.failure != SQLITE_OK ? binder.failure : sqlite3_step(statement)
         if code != SQLITE_DONE {
-            let message = connection.map { String(cString: sqlite3_errmsg($0)) }
+            let message = sqlite3_db_handle(statement).map { String(cString: sqlite3_errmsg($0)) }
             sqlite3_reset(statement)
             throw DatabaseError(resultCode: ResultCode(rawValue: code), message: message, sql: grdbStatement.sql)
         }
