@@ -195,7 +195,15 @@ import Testing
         let recording = try await world.restarted("idle", from: sid)
         // Agora's recipe: acquire with the other uid, start, query until 4 or 5.
         #expect(recording["current"]?["uid"] == "1002")
-        #expect(try await world.calls("acquire", cname: "idle").count == 2)
+        // One restart: one more task started. Not "two acquires": under a loaded CI machine an
+        // acquire can outlast the client's timeout (500 ms real at this time scale) and is then
+        // retried, as Agora asks; a retry is never a second restart.
+        let calls = try await world.calls(cname: "idle")
+        let summary = calls.map { "\($0["endpoint"]?.stringValue ?? "?") \(RestartEndToEndTests.uid(of: $0) ?? "-") \($0["status"]?.int64Value ?? 0)" }
+        let acquires = calls.filter { $0["endpoint"] == "acquire" }
+        #expect(calls.filter { $0["endpoint"] == "start" && $0["status"]?.int64Value == 200 }.count == 2, "\(summary)")
+        #expect(acquires.count >= 2, "\(summary)")
+        #expect(acquires.dropFirst().allSatisfy { RestartEndToEndTests.uid(of: $0) == "1002" }, "\(summary)")
         let succeeded = try await world.events(type: "ncsreceiver.restart.succeeded", cname: "idle")
         #expect(succeeded.count == 2)  // the first start and the restart
         #expect(succeeded.last?["data"]?["reason"]?.stringValue?.hasPrefix("event_") == true)
