@@ -194,6 +194,11 @@ struct Intent: Codable, Sendable, Equatable {
     var triggerId: String? = nil
     var owner: String
     var updatedMs: Int64
+    /// Which start or restart this is, the same through all its steps: an operation moves on
+    /// or clears only its own intent. Absent from intents written before it was kept.
+    var token: UInt64? = Intent.newToken()
+
+    static func newToken() -> UInt64 { .random(in: 1 ... .max) }
 
     /// At start or adopt, a start may have reached Agora without its answer reaching us (a
     /// crash): if the recording is no longer wanted, its task is looked for and stopped.

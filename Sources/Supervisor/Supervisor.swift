@@ -85,6 +85,12 @@ public actor Supervisor {
     /// same sid handled in that wait must see the replacement coming (the replacement wins and
     /// the HA session is stopped), as it would once the operation is launched.
     private var claiming: [String: String] = [:]
+    /// Per recording, the token of the intent in the store as this process last wrote or found
+    /// it (absent: none). An operation moves on or clears only its own intent: one that finished
+    /// after a newer restart of the same recording had begun cleared the newer one's intent.
+    private var storedIntents: [String: UInt64] = [:]
+    /// Per key ("intent:<cname>", "session:<sid>"), the writes waiting for their turn.
+    private var turns: [String: [CheckedContinuation<Void, Never>]] = [:]
     private var nextOperationId: UInt64 = 0
     private var monitors: [String: Task<Void, Never>] = [:]
     /// Backup (multi-channel assurance) tasks being started, by cname.
@@ -218,14 +224,16 @@ public actor Supervisor {
 
         let nowMs = Self.wallMs()
         for (cname, value) in try await store.listDocuments(collection: Collections.intents) {
-            guard let intent = try? JSONDecoder().decode(Intent.self, from: Data(value)) else { continue }
+            guard var intent = try? JSONDecoder().decode(Intent.self, from: Data(value)) else { continue }
+            if intent.token == nil { intent.token = Intent.newToken() }  // written by an older binary
+            storedIntents[cname] = intent.token
             let idleFor = agoraElapsed(sinceWallMs: intent.updatedMs, nowMs: nowMs)
             guard intent.owner == settings.instanceId || idleFor > settings.intentLease else { continue }
             // A start that may have reached Agora is followed up even for a recording no longer
             // wanted: its task, if any, is looked for and stopped (runOperation).
             guard let recording = recordings[cname],
                   recording.wanted && recording.generation == intent.generation || intent.startMayHaveReachedAgora else {
-                _ = try? await store.deleteDocument(collection: Collections.intents, key: cname)
+                await clearIntent(intent)
                 continue
             }
             logger.notice("resuming an unfinished restart", metadata: ["cname": "\(cname)", "phase": "\(intent.phase.rawValue)"])
@@ -446,8 +454,7 @@ public actor Supervisor {
             do {
                 guard !halted else { return }
                 // The claim and the intent commit together: one durable write before acquire.
-                let document = (Collections.intents, cname, Array(try JSONEncoder().encode(intent)))
-                if try await !store.claim(key, owner: settings.instanceId, document: document) {
+                if try await !claimRestart(key, writing: intent) {
                     // Claimed before: by another event or instance (nothing to do), or by this
                     // instance before a crash that came ahead of its intent (resume it). The
                     // checks after the reads catch a restart of this sid that finished meanwhile
@@ -456,7 +463,7 @@ public actor Supervisor {
                           try await store.getDocument(collection: Collections.intents, key: cname) == nil, !halted,
                           operations[cname] == nil, recordings[cname]?.current?.sid == sid else { return }
                     logger.notice("resuming a restart claimed before a crash", metadata: ["cname": "\(cname)", "sid": "\(sid)"])
-                    try await saveIntent(intent)
+                    try await saveNewIntent(intent)
                 }
             } catch {
                 logger.error("restart claim failed; the store is unavailable", metadata: ["sid": "\(sid)", "error": "\(error)"])
@@ -582,7 +589,7 @@ public actor Supervisor {
             let intent = Intent(cname: request.cname, generation: recording.generation, reason: "initial_start", replacesSid: nil,
                                 replacesResourceId: nil, phase: .acquire, uid: request.uid, attempt: 0,
                                 logOffset: (try? await store.headOffset()) ?? 0, owner: settings.instanceId, updatedMs: nowMs)
-            try await saveIntent(intent)
+            try await saveNewIntent(intent)
             launch(intent, recording: recording)
         } else if let current = recording.current, recording.state == .recording {
             startMonitor(cname: request.cname, sid: current.sid)
@@ -652,7 +659,7 @@ public actor Supervisor {
     /// Writes the intent, then starts working on it: a crash from here on resumes it.
     private func launchDurably(_ intent: Intent, recording: Recording) async {
         do {
-            try await saveIntent(intent)
+            try await saveNewIntent(intent)
         } catch {
             logger.error("could not write a restart intent; it will be retried from the log after a restart",
                          metadata: ["cname": "\(intent.cname)", "error": "\(error)"])
@@ -703,7 +710,10 @@ public actor Supervisor {
             if intent != written {
                 do {
                     intent.updatedMs = Self.wallMs()
-                    try await saveIntent(intent)
+                    guard try await moveIntentOn(intent) else {
+                        logger.debug("a newer start or restart took over", metadata: ["cname": "\(cname)"])
+                        return
+                    }
                     written = intent
                 } catch {
                     logger.error("could not write a restart intent; stopping here (a restart resumes it)",
@@ -727,7 +737,7 @@ public actor Supervisor {
                     await stopUnclaimedStart(id: id, intent: intent, recording: recording, client: client)
                     guard isCurrent(id, cname) else { return }
                 }
-                _ = try? await store.deleteDocument(collection: Collections.intents, key: cname)
+                await clearIntent(intent)
                 return
             }
             guard let client else {
@@ -817,7 +827,7 @@ public actor Supervisor {
         guard recording.wanted, recording.generation == intent.generation else {
             // Stopped on purpose while the start was in flight: the new task must not live on.
             stopTask(recording: recording, sid: sid, resourceId: resourceId, uid: intent.uid, why: "stop asked during start")
-            _ = try? await store.deleteDocument(collection: Collections.intents, key: intent.cname)
+            await clearIntent(intent)
             return nil
         }
         let nowMs = Self.wallMs()
@@ -1016,13 +1026,16 @@ public actor Supervisor {
         recording.lastStatusMs = nowMs
         recording.updatedMs = nowMs
         guard (try? await save(recording)) != nil else { return }
-        _ = try? await store.deleteDocument(collection: Collections.intents, key: intent.cname)
+        await clearIntent(intent)
         var data: JSONObject = ["status": .int(Int64(status)), "uid": .string(intent.uid), "reason": .string(intent.reason),
                                 "attempts": .int(Int64(intent.attempt + 1))]
         if let startedMs = intent.startedMs { data.append("verifiedAfterMs", .int(nowMs - startedMs)) }
         if let playlist = Recording.playlistName(sid: sid, cname: intent.cname, mode: recording.mode) { data.append("playlist", .string(playlist)) }
         emit(SupervisorEventType.succeeded, cname: intent.cname, sid: sid, data: data)
         finishOperation(id, intent.cname)
+        // A newer restart took over while this one saved (its new task exited already): the
+        // recording is that one's to monitor.
+        guard operations[intent.cname] == nil else { return }
         startMonitor(cname: intent.cname, sid: sid)
         ensureAssurance(cname: intent.cname)
     }
@@ -1093,7 +1106,7 @@ public actor Supervisor {
             }
             recording.noteError(step: step, message: "gave up: \(message)", nowMs: nowMs)
         }
-        _ = try? await store.deleteDocument(collection: Collections.intents, key: intent.cname)
+        await clearIntent(intent)
         logger.error("gave up keeping a recording alive; an operator has to look", metadata: [
             "cname": "\(intent.cname)", "step": "\(step)", "error": "\(message)",
         ])
@@ -1369,32 +1382,81 @@ public actor Supervisor {
         try ownOutcome?.get()
     }
 
-    private func saveIntent(_ intent: Intent) async throws {
-        guard !halted else { throw Halted() }
-        try await store.putDocument(collection: Collections.intents, key: intent.cname, value: Array(try JSONEncoder().encode(intent)))
+    // Intent writes. Each goes through its recording's turn, so they land in the order this
+    // actor made them: the store calls run off the actor, and two of them in flight at once
+    // (a finished restart's delete, the next restart's put) could land either way round.
+
+    /// Writes the intent of a new start or restart, which takes over from any intent there was.
+    private func saveNewIntent(_ intent: Intent) async throws {
+        try await inTurn("intent:" + intent.cname) {
+            guard !halted else { throw Halted() }
+            try await store.putDocument(collection: Collections.intents, key: intent.cname, value: Array(try JSONEncoder().encode(intent)))
+            storedIntents[intent.cname] = intent.token
+        }
+    }
+
+    /// Claims `key` and writes the restart's intent in the same commit.
+    private func claimRestart(_ key: String, writing intent: Intent) async throws -> Bool {
+        try await inTurn("intent:" + intent.cname) {
+            guard !halted else { throw Halted() }
+            let document = (Collections.intents, intent.cname, Array(try JSONEncoder().encode(intent)))
+            guard try await store.claim(key, owner: settings.instanceId, document: document) else { return false }
+            storedIntents[intent.cname] = intent.token
+            return true
+        }
+    }
+
+    /// Writes an operation's next step into its own intent; false (nothing written) when a
+    /// newer start or restart of the recording has written its intent meanwhile.
+    private func moveIntentOn(_ intent: Intent) async throws -> Bool {
+        try await inTurn("intent:" + intent.cname) {
+            guard !halted else { throw Halted() }
+            guard storedIntents[intent.cname] == intent.token else { return false }
+            try await store.putDocument(collection: Collections.intents, key: intent.cname, value: Array(try JSONEncoder().encode(intent)))
+            return true
+        }
+    }
+
+    /// Deletes `intent` (its start or restart is over), unless a newer one has replaced it.
+    private func clearIntent(_ intent: Intent) async {
+        await inTurn("intent:" + intent.cname) {
+            guard !halted, storedIntents[intent.cname] == intent.token else { return }
+            if (try? await store.deleteDocument(collection: Collections.intents, key: intent.cname)) != nil {
+                storedIntents[intent.cname] = nil
+            }
+        }
+    }
+
+    /// Runs `body` once every earlier call with the same `key` has finished, in call order.
+    private func inTurn<T>(_ key: String, _ body: () async throws -> T) async rethrows -> T {
+        if turns[key] != nil {
+            await withCheckedContinuation { turns[key, default: []].append($0) }
+        } else {
+            turns[key] = []
+        }
+        defer {
+            // Hands the turn to the next call, or frees the key.
+            if var waiting = turns[key], !waiting.isEmpty {
+                let next = waiting.removeFirst()
+                turns[key] = waiting
+                next.resume()
+            } else {
+                turns[key] = nil
+            }
+        }
+        return try await body()
     }
 
     /// Read-modify-writes of one sid's session record, each waiting for the one before: a
     /// failover's uid and a start's uid for the same sid (an adoption, a handover) written side
     /// by side each read the record without the other's change, and the later write dropped it.
-    private var sessionUpdateQueues: [String: [CheckedContinuation<Void, Never>]] = [:]
-
     private func updateSession(sid: String, cname: String, _ change: (inout SessionRecord) -> Void) async throws {
-        if sessionUpdateQueues[sid] != nil {
-            await withCheckedContinuation { sessionUpdateQueues[sid, default: []].append($0) }
-        } else {
-            sessionUpdateQueues[sid] = []
+        try await inTurn("session:" + sid) {
+            try await updateSessionInTurn(sid: sid, cname: cname, change)
         }
-        defer {
-            // Hands the turn to the next update of this sid, or frees it.
-            if var waiting = sessionUpdateQueues[sid], !waiting.isEmpty {
-                let next = waiting.removeFirst()
-                sessionUpdateQueues[sid] = waiting
-                next.resume()
-            } else {
-                sessionUpdateQueues[sid] = nil
-            }
-        }
+    }
+
+    private func updateSessionInTurn(sid: String, cname: String, _ change: (inout SessionRecord) -> Void) async throws {
         guard !halted else { throw Halted() }
         var session = SessionRecord(cname: cname, startedUid: nil, failoverUids: [])
         if let bytes = try await store.getDocument(collection: Collections.sessions, key: sid),

@@ -119,6 +119,38 @@ import Timing
         #expect(session["startedUid"]?.stringValue == "1001")
         #expect(session["failoverUids"] == .array(["777"]))
     }
+
+    /// A restart verified, its recording's save landing late; meanwhile the new task exits and
+    /// a second restart writes its own intent. The first restart, done, clears its intent: the
+    /// second's must still be there (a crash now would otherwise forget the second restart).
+    @Test func aFinishedRestart_DoesNotClearTheIntentOfTheRestartAfterIt() async throws {
+        let control = OvertakenRecordingReadsHold()
+        let world = try await SupervisedWorld(speedup: 100, seed: 36, redundant: false, overtakenReads: control)
+        defer { Task { await world.shutdown() } }
+        // The save that marks the recording verified (state "recording") is held.
+        control.delayNextSave(by: .seconds(20)) { value in (try? JSONValue.parse(value))?["state"] == "recording" }
+        _ = try await world.register(SupervisedWorld.recordingBody(), cname: "next-intent")
+        try #require(await world.wait(upTo: .seconds(60)) { control.lateSaveBegun })
+        let sid = try #require(await ArrivingExitTests.recording(world, "next-intent")?.current?.sid)
+        // The second restart's acquire outlasts the client's timeout once: it stays in its acquire
+        // phase (its intent untouched) for a while after the first restart let go.
+        await world.simulator.apply(AgoraScenario(faults: [.slow(delayMs: 300_000, endpoint: .acquire, count: 1)]))
+        #expect(await world.deliver(ArrivingExitTests.exitBody(noticeId: "next-intent-11", cname: "next-intent", sid: sid, uid: "1001")) == 200)
+        // The second restart cancels the first, whose held save then lands.
+        try #require(await world.wait(upTo: .seconds(30)) { control.lateSaveLanded })
+        try await Task.sleep(for: .milliseconds(150))
+        #expect(world.simulator.calls().filter { $0.endpoint == .acquire && $0.uid == "1002" && $0.status == 200 }.isEmpty,
+                "the second restart got past its acquire too soon for this test to say anything")
+        let stored = try #require(try await world.store.getDocument(collection: "intents", key: "next-intent"),
+                                  "the second restart's intent was cleared by the first")
+        #expect(try JSONValue.parse(stored)["replacesSid"]?.stringValue == sid)
+        // And the second restart goes through.
+        let restarted = await world.wait(upTo: .seconds(1200)) {
+            let recording = await ArrivingExitTests.recording(world, "next-intent")
+            return recording?.state == .recording && recording?.current?.sid != sid
+        }
+        #expect(restarted)
+    }
 }
 
 /// When armed: how long a read of a recording may be held, and how many were overtaken;
@@ -129,7 +161,9 @@ final class OvertakenRecordingReadsHold: Sendable {
         var overtaken = 0
         var lateSave: Duration?
         var lateCollection = "recordings"
+        var lateWhen: (@Sendable ([UInt8]) -> Bool)?
         var lateSaveBegun = false
+        var lateSaveLanded = false
     }
     private let state = Mutex(State())
     func arm(hold: Duration) { state.withLock { $0.hold = hold } }
@@ -137,20 +171,27 @@ final class OvertakenRecordingReadsHold: Sendable {
     var hold: Duration? { state.withLock { $0.hold } }
     var overtaken: Int { state.withLock { $0.overtaken } }
     func countOvertaken() { state.withLock { $0.overtaken += 1 } }
-    /// The next save into `collection` lands after `delay`; saves after it land at once.
-    func delayNextSave(by delay: Duration, collection: String = "recordings") {
-        state.withLock { $0.lateSave = delay; $0.lateCollection = collection; $0.lateSaveBegun = false }
+    /// The next save into `collection` (of a value `when` accepts) lands after `delay`, or
+    /// when the task saving is cancelled; saves after it land at once.
+    func delayNextSave(by delay: Duration, collection: String = "recordings", when: (@Sendable ([UInt8]) -> Bool)? = nil) {
+        state.withLock {
+            $0.lateSave = delay; $0.lateCollection = collection; $0.lateWhen = when
+            $0.lateSaveBegun = false; $0.lateSaveLanded = false
+        }
     }
-    func takeLateSave(collection: String) -> Duration? {
+    func takeLateSave(collection: String, value: [UInt8]) -> Duration? {
         state.withLock { state in
-            guard state.lateCollection == collection, let delay = state.lateSave else { return nil }
+            guard state.lateCollection == collection, let delay = state.lateSave, state.lateWhen?(value) ?? true else { return nil }
             state.lateSave = nil
             state.lateSaveBegun = true
             return delay
         }
     }
+    func lateSaveHasLanded() { state.withLock { $0.lateSaveLanded = true } }
     /// The late save has been made (and is being held).
     var lateSaveBegun: Bool { state.withLock { $0.lateSaveBegun } }
+    /// The late save has reached the store.
+    var lateSaveLanded: Bool { state.withLock { $0.lateSaveLanded } }
 }
 
 /// Answers each read of a recording, while armed, with what the store held when the read
@@ -185,8 +226,9 @@ final class OvertakenRecordingReads: EventStore {
     }
 
     func putDocument(collection: String, key: String, value: [UInt8]) async throws {
-        if let late = control.takeLateSave(collection: collection) {
+        if let late = control.takeLateSave(collection: collection, value: value) {
             try? await Task.sleep(for: late)
+            defer { control.lateSaveHasLanded() }
             return try await inner.putDocument(collection: collection, key: key, value: value)
         }
         guard collection == "recordings", control.hold != nil else { return try await inner.putDocument(collection: collection, key: key, value: value) }
