@@ -6,12 +6,16 @@ import Foundation
 import NCS
 
 /// Something that delivers one callback body (the real `CallbackSender`, or a stub in tests).
+///
+/// The requirement throws untyped: with `throws(CallbackSendError)`, the release build (Swift
+/// 6.3.1, -O) crashed in every replay, copying a child task's result into the task group
+/// (`initializeWithCopy for ReplayResult`, a bad pointer); debug builds worked.
 public protocol CallbackSending: Sendable {
-    func send(_ body: [UInt8]) async throws(CallbackSendError) -> CallbackResponse
+    func send(_ body: [UInt8]) async throws -> CallbackResponse
 }
 
 extension CallbackSender: CallbackSending {
-    public func send(_ body: [UInt8]) async throws(CallbackSendError) -> CallbackResponse {
+    public func send(_ body: [UInt8]) async throws -> CallbackResponse {
         try await send(body, signingOverride: nil)
     }
 }
@@ -161,12 +165,12 @@ public enum Replayer {
                         index: index, label: send.label, variant: send.variant, repetition: send.repetition,
                         status: nil, responseBody: [], error: nil, expectedStatus: expected
                     )
-                    do throws(CallbackSendError) {
+                    do {
                         let response = try await sender.send(send.body)
                         result.status = response.status
                         result.responseBody = response.body
                     } catch {
-                        result.error = error.description
+                        result.error = (error as? CallbackSendError)?.description ?? "\(error)"
                     }
                     return result
                 }
