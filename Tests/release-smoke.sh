@@ -127,6 +127,13 @@ check "events export: summary on stderr" grep -q "exported $events events" "$wor
 check "events tail: restart events" \
     bash -c '"$0" events tail --after 0 --type "ncsreceiver.restart.*" "${@}" | grep -q "ncsreceiver.restart.succeeded"' "$bin" "${admin[@]}"
 
+check "GET /v1/events: a page with next" \
+    bash -c 'curl -s -H "Authorization: Bearer $NCS_ADMIN_TOKEN" "$0/v1/events?after=0&limit=5" | grep -q "\"next\":5"' "http://127.0.0.1:$admin_port"
+# The stream from Last-Event-ID 3: offsets 4, 5, … (curl stops it after 2 s).
+curl -sN --max-time 2 -H "Authorization: Bearer $NCS_ADMIN_TOKEN" -H 'Last-Event-ID: 3' \
+    "http://127.0.0.1:$admin_port/v1/events/stream" >"$work/stream.out" 2>/dev/null || true
+check "GET /v1/events/stream resumes after Last-Event-ID" test "$(grep -m1 '^id:' "$work/stream.out")" = "id: 4"
+
 # 5. A refused callback, kept in the quarantine, retried (still refused), dropped.
 curl -s "$url" -H 'Agora-Signature-V2: 00' -H 'Content-Type: application/json' -d '{"smoke":1}' >"$work/refused.out"
 check "a bad signature is refused with 401 JSON" grep -q '"error":"bad_signature"' "$work/refused.out"
