@@ -144,13 +144,35 @@ check "quarantine retry: still refused" \
     bash -c '"$0" quarantine retry "$1" "${@:2}" 2>&1 | grep -q "stays in the quarantine"' "$bin" "${quarantine_id:-0}" "${admin[@]}"
 check "quarantine drop" bash -c '"$0" quarantine drop "$1" "${@:2}" | grep -q "dropped"' "$bin" "${quarantine_id:-0}" "${admin[@]}"
 
-# 6. SIGTERM: serve drains and exits 0.
+# 6. Requests the HTTP layer refuses: a status, a JSON body naming the problem, kept in the
+#    quarantine, and the process still serves.
+raw() {  # raw <request bytes (printf format)>: the answer's status line and body
+    exec 3<>"/dev/tcp/127.0.0.1/$public_port"
+    # shellcheck disable=SC2059
+    printf "$1" >&3
+    timeout 5 cat <&3 || true
+    exec 3<&- 3>&-
+}
+raw 'POST /v1/ncs HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n' >"$work/smuggled.out"
+check "Content-Length with Transfer-Encoding: 400 JSON" \
+    bash -c 'head -1 "$0" | grep -q "^HTTP/1.1 400" && grep -q "\"error\":" "$0"' "$work/smuggled.out"
+raw 'POST /v1/ncs HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100000000\r\n\r\n{' >"$work/oversized.out"
+check "a body over --max-body-bytes: 413 JSON" \
+    bash -c 'head -1 "$0" | grep -q "^HTTP/1.1 413" && grep -q "\"error\":" "$0"' "$work/oversized.out"
+raw "GET /healthz HTTP/1.1\r\nHost: x\r\nX-Big: $(head -c 40000 /dev/zero | tr '\0' a)\r\n\r\n" >"$work/headers.out"
+check "headers over --max-header-bytes: 431 JSON" \
+    bash -c 'head -1 "$0" | grep -q "^HTTP/1.1 431" && grep -q "\"error\":" "$0"' "$work/headers.out"
+check "the refused requests are in the quarantine" \
+    bash -c '"$0" quarantine list "${@}" | grep -q "http_invalid_framing" && "$0" quarantine list "${@}" | grep -q "http_body_too_large"' "$bin" "${admin[@]}"
+check "and a signed callback still gets its 200" grep -q '"ok":true' <(post)
+
+# 7. SIGTERM: serve drains and exits 0.
 kill -TERM "$serve_pid"
 serve_status=0
 wait "$serve_pid" || serve_status=$?
 check "serve exits 0 on SIGTERM" test "$serve_status" = 0
 
-# 7. No secret in anything printed.
+# 8. No secret in anything printed.
 leaks=0
 for file in "$work"/*.log "$work"/*.out "$work"/*.err "$work/events.jsonl"; do
     for value in "$secret" "$customer_secret" "$NCS_ADMIN_TOKEN" SMOKE-STORAGE-SECRET; do
