@@ -9,8 +9,9 @@
 # picks: a signed callback by hand and its resend; `replay` of every fixture with resends and
 # redundant copies, and of a scenario; a recording handed over with `recordings put --start`,
 # restarted once after its task idles out; `events export` and `events tail`; a refused
-# callback through `quarantine list|show|retry|drop`; SIGTERM ends `serve` cleanly; no secret in
-# any output. Prints one line per check; on a failure, the logs, and exits 1.
+# callback through `quarantine list|show|retry|drop`; smuggled and oversized requests; HTTPS;
+# SIGTERM ends `serve` cleanly; no secret in any output. Prints one line per check; on a
+# failure, the logs, and exits 1. About 20 s once built.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 repo=$PWD
@@ -166,13 +167,33 @@ check "the refused requests are in the quarantine" \
     bash -c '"$0" quarantine list "${@}" | grep -q "http_invalid_framing" && "$0" quarantine list "${@}" | grep -q "http_body_too_large"' "$bin" "${admin[@]}"
 check "and a signed callback still gets its 200" grep -q '"ok":true' <(post)
 
-# 7. SIGTERM: serve drains and exits 0.
+# 7. HTTPS on the public listener (a second receiver, in-memory store): a signed callback over
+#    TLS, and plain HTTP to the HTTPS port.
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 -subj /CN=localhost \
+    -addext subjectAltName=DNS:localhost,IP:127.0.0.1 -keyout "$work/key.pem" -out "$work/cert.pem" 2>/dev/null
+tls_port=$(free_port); tls_admin_port=$(free_port)
+NCS_SECRETS=$secret "$bin" serve --store memory --host 127.0.0.1 --port "$tls_port" --admin-port "$tls_admin_port" \
+    --tls-certificate "$work/cert.pem" --tls-key "$work/key.pem" >"$work/serve-tls.log" 2>&1 &
+tls_pid=$!
+pids+=($tls_pid)
+if wait_for_port "$tls_port"; then
+    check "HTTPS: a signed callback is logged" grep -q '"ok":true,"offset":1' \
+        <(curl -s --cacert "$work/cert.pem" "https://127.0.0.1:$tls_port/v1/ncs" -H "Agora-Signature-V2: $signature" \
+              -H 'Content-Type: application/json' -d "$body")
+    check "HTTPS: plain HTTP to the port gets 400 JSON" grep -q '"error":"plain_http_to_https_port"' \
+        <(curl -s "http://127.0.0.1:$tls_port/v1/ncs" -d '{}')
+else
+    fail "HTTPS: serve with --tls-certificate did not start"
+fi
+kill -TERM "$tls_pid" 2>/dev/null || true
+
+# 8. SIGTERM: serve drains and exits 0.
 kill -TERM "$serve_pid"
 serve_status=0
 wait "$serve_pid" || serve_status=$?
 check "serve exits 0 on SIGTERM" test "$serve_status" = 0
 
-# 8. No secret in anything printed.
+# 9. No secret in anything printed.
 leaks=0
 for file in "$work"/*.log "$work"/*.out "$work"/*.err "$work/events.jsonl"; do
     for value in "$secret" "$customer_secret" "$NCS_ADMIN_TOKEN" SMOKE-STORAGE-SECRET; do
