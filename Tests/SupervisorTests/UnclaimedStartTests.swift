@@ -31,7 +31,11 @@ import Timing
         let sid = try #require(world.liveTasks(cname: cname).first?.sid)
         let stopped = await world.wait(upTo: .seconds(300)) { world.liveTasks(cname: cname).isEmpty }
         #expect(stopped, "task \(sid) of a stopped recording still records")
-        #expect(world.simulator.calls().contains { $0.endpoint == .stop && $0.sid == sid && $0.status == 200 })
+        // The simulator ends the task as it handles the stop and logs the call once answered.
+        let stopCalled = await world.wait(upTo: .seconds(60)) {
+            world.simulator.calls().contains { $0.endpoint == .stop && $0.sid == sid && $0.status == 200 }
+        }
+        #expect(stopCalled, "\(world.simulator.calls().filter { $0.endpoint == .stop }.map { "\($0.sid ?? "-") \($0.status)" })")
         #expect(await world.eventArrives(SupervisorEventType.stopped, cname: cname) { $0["why"] == "stop asked during start" })
         // Nothing else was started for it, and the intent is gone once the task was found.
         #expect(world.simulator.calls().filter { $0.endpoint == .start && $0.status == 200 }.count == 1)
