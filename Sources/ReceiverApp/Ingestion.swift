@@ -43,6 +43,12 @@ public final class Ingestion: Sendable {
     private let store: any EventStore
     private let logger: Logger
     public let statistics = IngestionStatistics()
+    /// At most one "store append failed" (or "quarantine write failed") line per
+    /// `storeFailureLogInterval`: while the store is down, every request fails alike
+    /// (`ncs_store_append_failures_total` counts them all).
+    private let storeFailureLog = ThrottledLog(interval: Ingestion.storeFailureLogInterval)
+    private let quarantineFailureLog = ThrottledLog(interval: Ingestion.storeFailureLogInterval)
+    static let storeFailureLogInterval: Duration = .seconds(10)
     /// Told about every verified, decoded callback before its commit (resends and redundant
     /// copies included), with the commit to start when it is ready: the supervisor lets other
     /// events commit at once and holds an exit until the restart's claim is durable.
@@ -155,6 +161,7 @@ public final class Ingestion: Sendable {
         let logger = self.logger
         let metrics = self.metrics
         let committer = self.committer
+        let storeFailureLog = self.storeFailureLog
         let commit: @Sendable () -> Void = {
             committer.submit(record) { result in
                 switch result {
@@ -168,8 +175,11 @@ public final class Ingestion: Sendable {
                     completion(.duplicate(ofOffset: offset, layer: layer))
                 case .failure(let error):
                     statistics.storeFailures.add(1, ordering: .relaxed)
-                    logger.error("store append failed; answering 503 so Agora resends",
-                                 metadata: ["error": "\(error)", "request_id": "\(requestID ?? "-")"])
+                    if let earlier = storeFailureLog.admit(now: .now) {
+                        var metadata: Logger.Metadata = ["error": "\(error)", "request_id": "\(requestID ?? "-")"]
+                        if earlier > 0 { metadata["more_since_last_line"] = "\(earlier)" }
+                        logger.error("store append failed; answering 503 so Agora resends", metadata: metadata)
+                    }
                     completion(.unavailable(message: "the event store is unavailable; retry later"))
                 }
             }
@@ -202,12 +212,17 @@ public final class Ingestion: Sendable {
         let store = self.store
         let statistics = self.statistics
         let logger = self.logger
+        let quarantineFailureLog = self.quarantineFailureLog
         Task {
             do {
                 _ = try await store.putQuarantine(item)
                 statistics.quarantined.add(1, ordering: .relaxed)
             } catch {
-                logger.error("quarantine write failed", metadata: ["error": "\(error)", "request_id": "\(requestID ?? "-")"])
+                if let earlier = quarantineFailureLog.admit(now: .now) {
+                    var metadata: Logger.Metadata = ["error": "\(error)", "request_id": "\(requestID ?? "-")"]
+                    if earlier > 0 { metadata["more_since_last_line"] = "\(earlier)" }
+                    logger.error("quarantine write failed", metadata: metadata)
+                }
             }
             completion(outcome)
         }
@@ -251,4 +266,29 @@ public final class IngestionStatistics: Sendable {
     public let malformed = Atomic<Int>(0)
     public let quarantined = Atomic<Int>(0)
     public let storeFailures = Atomic<Int>(0)
+}
+
+/// Lets one log line through per `interval`; the ones held back in between are counted, and the
+/// next line says how many there were.
+final class ThrottledLog: Sendable {
+    private struct State {
+        var lastLine: ContinuousClock.Instant?
+        var heldBack = 0
+    }
+    private let interval: Duration
+    private let state = Mutex(State())
+
+    init(interval: Duration) { self.interval = interval }
+
+    /// nil: hold this line back; else log it, with the number held back since the last line.
+    func admit(now: ContinuousClock.Instant) -> Int? {
+        state.withLock { state in
+            if let last = state.lastLine, last.duration(to: now) < interval {
+                state.heldBack += 1
+                return nil
+            }
+            defer { state.lastLine = now; state.heldBack = 0 }
+            return state.heldBack
+        }
+    }
 }

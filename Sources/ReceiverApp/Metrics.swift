@@ -208,12 +208,15 @@ public final class ReceiverMetrics: Sendable {
         let statistics = sources.statistics
         let signatures = Self.name("ncs_signature_failures", unit: "total", help: "Callbacks refused for their signature, by header version (v1, v2, missing)")
         let duplicates = Self.name("ncs_duplicates", unit: "total", help: "Redundant callbacks acknowledged without a new event, by dedup layer")
+        let storeFailures = Self.name("ncs_store_append_failures", unit: "total",
+                                      help: "Callbacks answered 503 because the store could not append them (unreachable, disk full)")
         let observed: [(MetricNameDescriptor, [(String, String)], Int)] = [
             (signatures, [("version", "v1")], statistics.signatureInvalidV1.load(ordering: .relaxed)),
             (signatures, [("version", "v2")], statistics.signatureInvalidV2.load(ordering: .relaxed)),
             (signatures, [("version", "missing")], statistics.signatureMissing.load(ordering: .relaxed)),
             (duplicates, [("layer", "transport")], statistics.duplicateTransport.load(ordering: .relaxed)),
             (duplicates, [("layer", "semantic")], statistics.duplicateSemantic.load(ordering: .relaxed)),
+            (storeFailures, [], statistics.storeFailures.load(ordering: .relaxed)),
         ]
         for (descriptor, labels, value) in observed {
             advance(&state, descriptor: descriptor, labels: labels, to: value)

@@ -89,8 +89,13 @@ import Testing
         #expect(unsigned.status == 401, "\(unsigned)")
         #expect(try TestReceiver.adminBlocking("GET", "/healthz", token: nil, port: process.adminPort).status == 200)
         #expect(process.process.isRunning)
-        // The operator's log says why.
-        #expect(process.output.contains("store append failed; answering 503") && process.output.contains("disk is full"))
+        // The operator's log says why, once for the burst (not once per callback), and the
+        // metrics count every refusal.
+        #expect(process.output.contains("disk is full"))
+        #expect(process.output.components(separatedBy: "store append failed; answering 503").count - 1 == 1, "\(process.output)")
+        let metrics = try TestReceiver.adminBlocking("GET", "/metrics", token: "t", port: process.adminPort).bodyText
+        let failures = metrics.split(separator: "\n").first { $0.hasPrefix("ncs_store_append_failures_total ") }
+        #expect(failures.flatMap { Double($0.split(separator: " ").last ?? "") } == Double(refused.count), "\(failures ?? "no ncs_store_append_failures_total")")
 
         // Space is back: Agora's resends of the refused callbacks are logged.
         try FileManager.default.removeItem(atPath: fillerPath)
