@@ -5,13 +5,14 @@
 #   Tests/release-smoke.sh          # builds `-c release` (about 10 minutes clean), then checks
 #   NCS_SMOKE_BINARY=<path> Tests/release-smoke.sh   # checks that binary, builds nothing
 #
-# Against the Agora simulator and an SQLite store in a temporary folder, on loopback ports it
-# picks: a signed callback by hand and its resend; `replay` of every fixture with resends and
-# redundant copies, and of a scenario; a recording handed over with `recordings put --start`,
-# restarted once after its task idles out; `events export` and `events tail`; a refused
-# callback through `quarantine list|show|retry|drop`; smuggled and oversized requests; HTTPS;
-# SIGTERM ends `serve` cleanly; no secret in any output. Prints one line per check; on a
-# failure, the logs, and exits 1. About 20 s once built.
+# `config check`, then, against the Agora simulator and an SQLite store in a temporary folder,
+# on loopback ports it picks: a signed callback by hand and its resend; `replay` of every
+# fixture with resends and redundant copies, and of a scenario; a recording handed over with
+# `recordings put --start`, restarted once after its task idles out, then deleted with --stop;
+# `events export` and `events tail`; the poll and SSE routes; a refused callback through
+# `quarantine list|show|retry|drop`; smuggled and oversized requests; HTTPS; SIGTERM ends
+# `serve` cleanly; no secret in any output. Prints one line per check; on a failure, the logs,
+# and exits 1. About 20 s once built.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 repo=$PWD
@@ -25,6 +26,13 @@ else
 fi
 
 work=$(mktemp -d /tmp/ncs-release-smoke.XXXXXX)
+# `config check` first: the settings and secrets a `serve` with them would run on.
+if NCS_SECRETS=smoke-config-check NCS_ADMIN_TOKEN=smoke-config-check "$bin" config check --port 9 2>&1 | grep -q "configuration is valid"; then
+    echo "ok    config check"
+else
+    echo "FAIL  config check" >&2
+    exit 1
+fi
 pids=()
 cleanup() {
     local pid
@@ -119,6 +127,13 @@ curl -s -XPOST "http://127.0.0.1:$control_port/_sim/channels/smoke1" -d '{"occup
 check "on a new sid" test "$(recording_row | awk '{print $4}')" != "$first_sid"
 check "recordings show: storage secret redacted" \
     bash -c '"$0" recordings show smoke1 "${@}" | grep -q "\[redacted\]"' "$bin" "${admin[@]}"
+
+# An intended stop: Agora's stop is called, and the recording is never restarted.
+"$bin" recordings delete smoke1 --stop "${admin[@]}" >"$work/delete.out" 2>&1 || true
+check "recordings delete --stop: stopped" eventually 10 recording_is stopped 1
+check "and its task ended at Agora" \
+    bash -c 'curl -s "$0/_sim/tasks" | grep -q "\"cname\":\"smoke1\"" && ! curl -s "$0/_sim/tasks" | grep -q "\"state\":\"recording\""' \
+    "http://127.0.0.1:$control_port"
 
 # 4. The log: export (with its summary) and tail.
 "$bin" events export --since 2000-01-01T00:00:00Z "${admin[@]}" >"$work/events.jsonl" 2>"$work/export.err" || true
