@@ -175,11 +175,8 @@ public final class Ingestion: Sendable {
                     completion(.duplicate(ofOffset: offset, layer: layer))
                 case .failure(let error):
                     statistics.storeFailures.add(1, ordering: .relaxed)
-                    if let earlier = storeFailureLog.admit(now: .now) {
-                        var metadata: Logger.Metadata = ["error": "\(error)", "request_id": "\(requestID ?? "-")"]
-                        if earlier > 0 { metadata["more_since_last_line"] = "\(earlier)" }
-                        logger.error("store append failed; answering 503 so Agora resends", metadata: metadata)
-                    }
+                    storeFailureLog.error("store append failed; answering 503 so Agora resends",
+                                          ["error": "\(error)", "request_id": "\(requestID ?? "-")"], to: logger)
                     completion(.unavailable(message: "the event store is unavailable; retry later"))
                 }
             }
@@ -218,11 +215,7 @@ public final class Ingestion: Sendable {
                 _ = try await store.putQuarantine(item)
                 statistics.quarantined.add(1, ordering: .relaxed)
             } catch {
-                if let earlier = quarantineFailureLog.admit(now: .now) {
-                    var metadata: Logger.Metadata = ["error": "\(error)", "request_id": "\(requestID ?? "-")"]
-                    if earlier > 0 { metadata["more_since_last_line"] = "\(earlier)" }
-                    logger.error("quarantine write failed", metadata: metadata)
-                }
+                quarantineFailureLog.error("quarantine write failed", ["error": "\(error)", "request_id": "\(requestID ?? "-")"], to: logger)
             }
             completion(outcome)
         }
@@ -279,6 +272,15 @@ final class ThrottledLog: Sendable {
     private let state = Mutex(State())
 
     init(interval: Duration) { self.interval = interval }
+
+    /// Logs `message` at error level unless a line went out less than `interval` ago; a line
+    /// that goes out says how many were held back (`more_since_last_line`).
+    func error(_ message: Logger.Message, _ metadata: Logger.Metadata, to logger: Logger, now: ContinuousClock.Instant = .now) {
+        guard let heldBack = admit(now: now) else { return }
+        var metadata = metadata
+        if heldBack > 0 { metadata["more_since_last_line"] = "\(heldBack)" }
+        logger.error(message, metadata: metadata)
+    }
 
     /// nil: hold this line back; else log it, with the number held back since the last line.
     func admit(now: ContinuousClock.Instant) -> Int? {
