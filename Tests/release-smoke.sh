@@ -26,13 +26,6 @@ else
 fi
 
 work=$(mktemp -d /tmp/ncs-release-smoke.XXXXXX)
-# `config check` first: the settings and secrets a `serve` with them would run on.
-if NCS_SECRETS=smoke-config-check NCS_ADMIN_TOKEN=smoke-config-check "$bin" config check --port 9 2>&1 | grep -q "configuration is valid"; then
-    echo "ok    config check"
-else
-    echo "FAIL  config check" >&2
-    exit 1
-fi
 pids=()
 cleanup() {
     local pid
@@ -41,6 +34,16 @@ cleanup() {
     rm -rf "$work"
 }
 trap cleanup EXIT
+
+# `config check` first: the settings and secrets a `serve` with them would run on.
+config_check=$(NCS_SECRETS=smoke-config-check NCS_ADMIN_TOKEN=smoke-config-check "$bin" config check --port 9 2>&1 || true)
+if grep -q "configuration is valid" <<<"$config_check"; then
+    echo "ok    config check"
+else
+    echo "FAIL  config check" >&2
+    sed 's/^/      /' <<<"$config_check" >&2
+    exit 1
+fi
 
 # Throwaway secrets, random, kept out of every command line.
 secret=$(head -c 18 /dev/urandom | od -An -tx1 | tr -d ' \n')
