@@ -283,7 +283,7 @@ final class ThrottledLog: Sendable {
     }
 
     /// nil: hold this line back; else log it, with the number held back since the last line.
-    func admit(now: ContinuousClock.Instant) -> Int? {
+    private func admit(now: ContinuousClock.Instant) -> Int? {
         state.withLock { state in
             if let last = state.lastLine, last.duration(to: now) < interval {
                 state.heldBack += 1

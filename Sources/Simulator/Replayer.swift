@@ -170,7 +170,7 @@ public enum Replayer {
                         result.status = response.status
                         result.responseBody = response.body
                     } catch {
-                        result.error = (error as? CallbackSendError)?.description ?? "\(error)"
+                        result.error = "\(error)"
                     }
                     return result
                 }

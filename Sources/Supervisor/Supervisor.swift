@@ -1389,8 +1389,7 @@ public actor Supervisor {
     /// Writes the intent of a new start or restart, which takes over from any intent there was.
     private func saveNewIntent(_ intent: Intent) async throws {
         try await inTurn("intent:" + intent.cname) {
-            guard !halted else { throw Halted() }
-            try await store.putDocument(collection: Collections.intents, key: intent.cname, value: Array(try JSONEncoder().encode(intent)))
+            try await putIntent(intent)
             storedIntents[intent.cname] = intent.token
         }
     }
@@ -1410,11 +1409,16 @@ public actor Supervisor {
     /// newer start or restart of the recording has written its intent meanwhile.
     private func moveIntentOn(_ intent: Intent) async throws -> Bool {
         try await inTurn("intent:" + intent.cname) {
-            guard !halted else { throw Halted() }
             guard storedIntents[intent.cname] == intent.token else { return false }
-            try await store.putDocument(collection: Collections.intents, key: intent.cname, value: Array(try JSONEncoder().encode(intent)))
+            try await putIntent(intent)
             return true
         }
+    }
+
+    /// The store write of ``saveNewIntent(_:)`` and ``moveIntentOn(_:)``, in their turn.
+    private func putIntent(_ intent: Intent) async throws {
+        guard !halted else { throw Halted() }
+        try await store.putDocument(collection: Collections.intents, key: intent.cname, value: Array(try JSONEncoder().encode(intent)))
     }
 
     /// Deletes `intent` (its start or restart is over), unless a newer one has replaced it.
@@ -1452,20 +1456,16 @@ public actor Supervisor {
     /// by side each read the record without the other's change, and the later write dropped it.
     private func updateSession(sid: String, cname: String, _ change: (inout SessionRecord) -> Void) async throws {
         try await inTurn("session:" + sid) {
-            try await updateSessionInTurn(sid: sid, cname: cname, change)
+            guard !halted else { throw Halted() }
+            var session = SessionRecord(cname: cname, startedUid: nil, failoverUids: [])
+            if let bytes = try await store.getDocument(collection: Collections.sessions, key: sid),
+               let stored = try? JSONDecoder().decode(SessionRecord.self, from: Data(bytes)) {
+                session = stored
+            }
+            change(&session)
+            guard !halted else { throw Halted() }  // a dead process writes nothing more
+            try await store.putDocument(collection: Collections.sessions, key: sid, value: Array(try JSONEncoder().encode(session)))
         }
-    }
-
-    private func updateSessionInTurn(sid: String, cname: String, _ change: (inout SessionRecord) -> Void) async throws {
-        guard !halted else { throw Halted() }
-        var session = SessionRecord(cname: cname, startedUid: nil, failoverUids: [])
-        if let bytes = try await store.getDocument(collection: Collections.sessions, key: sid),
-           let stored = try? JSONDecoder().decode(SessionRecord.self, from: Data(bytes)) {
-            session = stored
-        }
-        change(&session)
-        guard !halted else { throw Halted() }  // a dead process writes nothing more
-        try await store.putDocument(collection: Collections.sessions, key: sid, value: Array(try JSONEncoder().encode(session)))
     }
 
     private func emit(_ type: String, cname: String, sid: String?, data: JSONObject, key: String? = nil) {
