@@ -7,10 +7,15 @@ public struct StoreOptions: Sendable, Equatable {
     /// SQLite: the newest events whose sid and cname are looked up in memory (``SubjectIndex``;
     /// older ones are scanned for); checked at open and at every retention sweep.
     public var subjectIndexMaxEvents: Int
-    public init(maxQuarantineCount: Int = 10_000, maxQuarantineBytes: Int = 64 << 20, subjectIndexMaxEvents: Int = 2_000_000) {
+    /// SQLite: the newest events kept in memory for readers that follow the head
+    /// (``RecentEvents``); 0 sends every read to the file.
+    public var recentEvents: Int
+    public init(maxQuarantineCount: Int = 10_000, maxQuarantineBytes: Int = 64 << 20, subjectIndexMaxEvents: Int = 2_000_000,
+                recentEvents: Int = 4096) {
         self.maxQuarantineCount = maxQuarantineCount
         self.maxQuarantineBytes = maxQuarantineBytes
         self.subjectIndexMaxEvents = subjectIndexMaxEvents
+        self.recentEvents = recentEvents
     }
 }
 

@@ -55,6 +55,10 @@ struct SQLiteSubjectIndexTests {
         #expect(got == expected, "filter \(filter)", sourceLocation: sourceLocation)
     }
 
+    /// Every read from the file: a log this small would otherwise be answered from memory
+    /// (``RecentEvents``), past the index under test.
+    private static let fileReads = StoreOptions(recentEvents: 0)
+
     private static let filters: [EventFilter] = [
         EventFilter(sid: "sid-1"), EventFilter(cname: "room-1"), EventFilter(cname: "room-0", sid: "sid-2"),
         EventFilter(type: "a", sid: "sid-0"), EventFilter(type: "b", cname: "room-1", sid: "sid-1"),
@@ -74,7 +78,7 @@ struct SQLiteSubjectIndexTests {
         let hash = collide ? collidingHash : seededHash
         var all: [Appended] = []
         do {
-            let store = try SQLiteEventStore(path: path, options: StoreOptions(subjectIndexMaxEvents: maxIndexed), logger: quietLogger, dedupHash: hash)
+            let store = try SQLiteEventStore(path: path, options: StoreOptions(subjectIndexMaxEvents: maxIndexed, recentEvents: 0), logger: quietLogger, dedupHash: hash)
             // 1,300 events: a cname holds more than one chunk (500) of candidates.
             for batch in 0..<13 { all += try await appendEvents(store, count: 100, from: batch * 100) }
             #expect(all.count == 1300)
@@ -86,7 +90,7 @@ struct SQLiteSubjectIndexTests {
             await store.close()
         }
         // Rebuilt at open, with the newest events only when capped.
-        let store = try SQLiteEventStore(path: path, options: StoreOptions(subjectIndexMaxEvents: maxIndexed), logger: quietLogger, dedupHash: hash)
+        let store = try SQLiteEventStore(path: path, options: StoreOptions(subjectIndexMaxEvents: maxIndexed, recentEvents: 0), logger: quietLogger, dedupHash: hash)
         #expect(store.subjectIndexCoverage.floor == max(0, 1300 - Int64(maxIndexed)))
         for filter in Self.filters { try await expectPages(store, filter, pageSize: 100, all) }
         // Retention trims the index with the log; what is left is still all found.
@@ -107,11 +111,14 @@ struct SQLiteSubjectIndexTests {
 
     /// A filtered reader that moves its cursor to the head after a short page (as `GET
     /// /v1/events` and the SSE stream do) while appends commit: it must miss nothing, which holds
-    /// only because an offset is in the index before its commit is visible.
-    @Test func filteredReadersFollowingTheHeadMissNothingWhileAppendsCommit() async throws {
+    /// only because an offset is in the index before its commit is visible. With the newest
+    /// events in memory too (``RecentEvents``), where it holds only because the head a reader is
+    /// given is the one the memory has reached, never the file's, which can be a commit ahead.
+    @Test(arguments: [0, 4096])
+    func filteredReadersFollowingTheHeadMissNothingWhileAppendsCommit(recentEvents: Int) async throws {
         let (directory, path) = try sqliteScratchPath("sqlite-subjects")
         defer { try? FileManager.default.removeItem(at: directory) }
-        let store = try SQLiteEventStore(path: path, logger: quietLogger)
+        let store = try SQLiteEventStore(path: path, options: StoreOptions(recentEvents: recentEvents), logger: quietLogger)
         let finished = FinishedFlag()
         let writer = Task {
             var all: [Appended] = []
@@ -166,7 +173,7 @@ struct SQLiteSubjectIndexTests {
             }
             try queue.close()
         }
-        let store = try SQLiteEventStore(path: path, logger: quietLogger)
+        let store = try SQLiteEventStore(path: path, options: Self.fileReads, logger: quietLogger)
         func event(_ key: String, _ type: String = "t") -> EventRecord {
             EventRecord(dedupKeys: [key], type: type, cname: "room", sid: "s", receivedMs: 1, body: [0x7B, 0x7D])
         }
@@ -189,7 +196,7 @@ struct SQLiteSubjectIndexTests {
     @Test func retentionByAgeDropsAPrefixOfTheLog() async throws {
         let (directory, path) = try sqliteScratchPath("sqlite-subjects")
         defer { try? FileManager.default.removeItem(at: directory) }
-        let store = try SQLiteEventStore(path: path, logger: quietLogger)
+        let store = try SQLiteEventStore(path: path, options: Self.fileReads, logger: quietLogger)
         _ = try await appendEvents(store, count: 10, from: 0, receivedMs: 100)
         // The clock stepped back: an old event logged after a young one stays until it goes.
         let young = try await appendEvents(store, count: 5, from: 10, receivedMs: 5_000)
@@ -216,7 +223,7 @@ struct SQLiteSubjectIndexTests {
             }
             try queue.close()
         }
-        let store = try SQLiteEventStore(path: path, logger: quietLogger)
+        let store = try SQLiteEventStore(path: path, options: Self.fileReads, logger: quietLogger)
         #expect(try await store.read(after: 0, limit: 10, filter: EventFilter(sid: "s1")).map(\.offset) == [1, 3])
         #expect(try await store.read(after: 0, limit: 10, filter: EventFilter(cname: "room")).map(\.offset) == [1, 2])
         #expect(try await store.read(after: 1, limit: 10, filter: EventFilter(cname: "room", sid: "s1")).isEmpty)
@@ -243,7 +250,7 @@ struct SQLiteSubjectIndexTests {
         defer { try? FileManager.default.removeItem(at: directory) }
         var all: [Appended] = []
         do {
-            let store = try SQLiteEventStore(path: path, logger: quietLogger)
+            let store = try SQLiteEventStore(path: path, options: Self.fileReads, logger: quietLogger)
             all = try await appendEvents(store, count: 30)
             await store.close()
         }
@@ -262,7 +269,7 @@ struct SQLiteSubjectIndexTests {
             for filter in Self.filters { try await expectPages(store, filter, pageSize: 4, all) }
             await store.close()
         }
-        let store = try SQLiteEventStore(path: path, logger: quietLogger)
+        let store = try SQLiteEventStore(path: path, options: Self.fileReads, logger: quietLogger)
         for filter in Self.filters { try await expectPages(store, filter, pageSize: 4, all) }
         await store.close()
         let queue = try DatabaseQueue(path: path)

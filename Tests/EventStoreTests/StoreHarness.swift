@@ -7,13 +7,16 @@ import Testing
 /// The backends every contract test runs against.
 enum Backend: String, CaseIterable, CustomTestStringConvertible, Sendable {
     case memory, sqlite, postgres
+    /// SQLite with every read going to the file (`recentEvents: 0`): the plain `sqlite` case
+    /// answers most reads of a small test log from memory (``RecentEvents``).
+    case sqliteFileReads = "sqlite-file-reads"
 
     var testDescription: String { rawValue }
 
     /// Postgres runs when `NCS_TEST_POSTGRES_URL` is set, and always in CI (where a missing URL
     /// then fails the tests instead of skipping them).
     static var testable: [Backend] {
-        PostgresTestEnvironment.enabled ? allCases : [.memory, .sqlite]
+        PostgresTestEnvironment.enabled ? allCases : [.memory, .sqlite, .sqliteFileReads]
     }
 }
 
@@ -43,7 +46,9 @@ final class StoreHarness: @unchecked Sendable {
         switch backend {
         case .memory:
             return StoreHarness(backend: backend, options: options, store: InMemoryEventStore(options: options), directory: nil, database: nil)
-        case .sqlite:
+        case .sqlite, .sqliteFileReads:
+            var options = options
+            if backend == .sqliteFileReads { options.recentEvents = 0 }
             let directory = FileManager.default.temporaryDirectory.appendingPathComponent("ncs-store-\(UUID().uuidString)")
             let store = try SQLiteEventStore(path: directory.appendingPathComponent("db/events.sqlite").path, options: options, logger: quietLogger)
             return StoreHarness(backend: backend, options: options, store: store, directory: directory, database: nil)
@@ -63,7 +68,7 @@ final class StoreHarness: @unchecked Sendable {
     func openAnother() async throws -> any EventStore {
         switch backend {
         case .memory: return store
-        case .sqlite:
+        case .sqlite, .sqliteFileReads:
             return try SQLiteEventStore(path: directory!.appendingPathComponent("db/events.sqlite").path, options: options, logger: quietLogger)
         case .postgres:
             return try await PostgresEventStore(url: database!.url, options: options, logger: quietLogger)
