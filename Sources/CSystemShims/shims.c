@@ -2,9 +2,25 @@
 #include <sys/socket.h>
 #include <fcntl.h>
 #include <errno.h>
+#include <pthread.h>
+#include <string.h>
 #include "CSystemShims.h"
+void csystem_thread_set_name(pthread_t thread, const char *name) {
+#ifdef __linux__
+    char cut[16];
+    strncpy(cut, name, sizeof cut - 1);
+    cut[sizeof cut - 1] = 0;
+    pthread_setname_np(thread, cut);
+#else
+    (void)thread;
+    (void)name;
+#endif
+}
+
 #ifdef __linux__
 #include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
 #endif
 
 int csystem_accept_nonblocking(int fd, struct sockaddr *address, socklen_t *length) {
@@ -36,13 +52,12 @@ int csystem_poller_control(int poller, int op, int fd, uint32_t interest, uint64
     return epoll_ctl(poller, cmd, fd, &event);
 }
 
-int csystem_poller_poll(int poller, uint64_t *tokens, uint32_t *events, int capacity) {
+int csystem_poller_wait(int poller, uint64_t *tokens, uint32_t *events, int capacity, int timeout_ms) {
     struct epoll_event ready[256];
     if (capacity > 256) capacity = 256;
-    int count;
-    do {
-        count = epoll_wait(poller, ready, capacity, 0);
-    } while (count < 0 && errno == EINTR);
+    int count = epoll_wait(poller, ready, capacity, timeout_ms);
+    // A signal handled on this thread only cuts the wait short: the caller's loop waits again.
+    if (count < 0 && errno == EINTR) return 0;
     for (int i = 0; i < count; i++) {
         uint32_t bits = 0;
         if (ready[i].events & (EPOLLIN | EPOLLRDHUP)) bits |= CSYSTEM_EVENT_READ;
@@ -54,8 +69,28 @@ int csystem_poller_poll(int poller, uint64_t *tokens, uint32_t *events, int capa
     }
     return count;
 }
+
+int csystem_wakeup_create(void) {
+    return eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+}
+
+void csystem_wakeup_signal(int fd) {
+    uint64_t one = 1;
+    // EAGAIN only if the counter is near 2^64: it is readable then anyway.
+    ssize_t written = write(fd, &one, sizeof one);
+    (void)written;
+}
+
+void csystem_wakeup_drain(int fd) {
+    uint64_t count;
+    ssize_t got = read(fd, &count, sizeof count);
+    (void)got;
+}
 #else
 int csystem_poller_create(void) { errno = ENOSYS; return -1; }
 int csystem_poller_control(int poller, int op, int fd, uint32_t interest, uint64_t token) { errno = ENOSYS; return -1; }
-int csystem_poller_poll(int poller, uint64_t *tokens, uint32_t *events, int capacity) { errno = ENOSYS; return -1; }
+int csystem_poller_wait(int poller, uint64_t *tokens, uint32_t *events, int capacity, int timeout_ms) { errno = ENOSYS; return -1; }
+int csystem_wakeup_create(void) { errno = ENOSYS; return -1; }
+void csystem_wakeup_signal(int fd) { (void)fd; }
+void csystem_wakeup_drain(int fd) { (void)fd; }
 #endif

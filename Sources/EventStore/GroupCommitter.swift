@@ -4,7 +4,7 @@ import Synchronization
 
 /// Groups appends from concurrent requests into one store call (one transaction, one fsync).
 ///
-/// A request submits its record with a completion and returns at once (the I/O queue is never
+/// A request submits its record with a completion and returns at once (the I/O loop is never
 /// blocked). One committer takes everything submitted so far, appends it as a batch, and
 /// completes each submission with its own outcome; what arrives meanwhile forms the next batch.
 /// Under load, batches grow by themselves, so the fsync cost is shared by everyone waiting.

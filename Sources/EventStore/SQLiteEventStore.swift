@@ -42,7 +42,7 @@ import Synchronization
 /// reader's snapshot always holds a contiguous prefix of the log: `read(after:)` never skips.
 ///
 /// Blocking: every call goes through GRDB's async `read`/`write`, which run the SQLite work on
-/// GRDB's own dispatch queues and suspend the caller; no I/O queue of the HTTP server is blocked.
+/// GRDB's own dispatch queues and suspend the caller; no I/O loop of the HTTP server is blocked.
 /// The exception is ``appendBlocking(_:)``, for the group committer's own thread.
 public final class SQLiteEventStore: BlockingAppending {
     public let path: String

@@ -328,7 +328,7 @@ final class HTTPConnection: @unchecked Sendable {
         // OpenSSL's read-ahead off and a read buffer larger than a record, none are left over
         // today; this keeps a later change to either from stalling a connection.)
         if let tls, tls.isEstablished, tls.hasBufferedInput {
-            loop.queue.async { [self] in readable(hangup: false) }
+            loop.async { [self] in readable(hangup: false) }
         }
     }
 

@@ -25,7 +25,7 @@ extension HTTPServer {
         public var writeTimeout: Duration
         /// After this many requests a connection answers with `Connection: close`.
         public var maxRequestsPerConnection: Int
-        /// Serial queues that own connections. Handlers run on them: they must not block.
+        /// I/O loops (one thread each) that own connections. Handlers run on them: they must not block.
         public var ioQueueCount: Int
         /// Unsent bytes a streaming response may hold before the connection is closed as too slow.
         public var maxStreamBufferBytes: Int

@@ -6,7 +6,7 @@ import Synchronization
 import Glibc
 #endif
 
-/// Handles one request. Runs on an I/O queue: it must not block. Answer through the responder,
+/// Handles one request. Runs on an I/O loop's thread: it must not block. Answer through the responder,
 /// now or later, from any thread.
 public typealias HTTPHandler = @Sendable (HTTPRequest, HTTPResponder) -> Void
 
@@ -29,9 +29,10 @@ public final class HTTPServer: @unchecked Sendable {
     private let connectionIDs = Atomic<Int>(0)
     private let nextLoop = Atomic<Int>(0)
     private let isDraining = Atomic<Bool>(false)
+    private let loopsStarted = Atomic<Bool>(false)
     private let onProtocolError: (@Sendable (String, SocketAddress?) -> Void)?
     /// Told the route index (``Router/routeLabels``; -1 for none) and status of every response
-    /// a handler gives, on the I/O queue: it must be cheap (an atomic increment).
+    /// a handler gives, on the I/O loop: it must be cheap (an atomic increment).
     let onResponse: (@Sendable (_ route: Int, _ status: Int) -> Void)?
     /// Prefix of the request ids made here: unique per server instance.
     let requestIDPrefix: String = String(UInt32.random(in: .min ... .max), radix: 16)
@@ -82,6 +83,25 @@ public final class HTTPServer: @unchecked Sendable {
         let fd = try Socket.listen(at: address, backlog: configuration.backlog)
         let bound = Socket.localAddress(of: fd) ?? address
 
+        let timeouts = [configuration.headerReadTimeout, configuration.bodyReadTimeout, configuration.idleTimeout,
+                        configuration.writeTimeout, configuration.lingerTimeout]
+        let sweep = min(max(timeouts.min()! / 4, .milliseconds(5)), .milliseconds(250))
+        // Once per server: a second thread on a loop would share its connections.
+        guard loopsStarted.compareExchange(expected: false, desired: true, ordering: .relaxed).exchanged else {
+            Glibc.close(fd)
+            throw SocketError(call: "start (server already started)", errno: EALREADY)
+        }
+        for (index, loop) in loops.enumerated() {
+            do {
+                // The bound port, not the configured one (0 in tests): "http.8080.io.0".
+                try loop.start(sweepEvery: sweep, threadName: "http.\(bound.port).io.\(index)")
+            } catch {
+                for started in loops[..<index] { started.async { started.stop() } }
+                Glibc.close(fd)
+                throw error
+            }
+        }
+
         let source = DispatchSource.makeReadSource(fileDescriptor: fd, queue: acceptQueue)
         source.setEventHandler { [unowned self] in self.acceptConnections(listener: fd) }
         source.setCancelHandler { Glibc.close(fd) }
@@ -95,13 +115,11 @@ public final class HTTPServer: @unchecked Sendable {
             return true
         }
         guard started else {
+            // Stopped before it started (beginShutdown on an idle server).
+            for loop in loops { loop.async { loop.stop() } }
             Glibc.close(fd)
             throw SocketError(call: "start (server already started)", errno: EALREADY)
         }
-        let timeouts = [configuration.headerReadTimeout, configuration.bodyReadTimeout, configuration.idleTimeout,
-                        configuration.writeTimeout, configuration.lingerTimeout]
-        let sweep = min(max(timeouts.min()! / 4, .milliseconds(5)), .milliseconds(250))
-        for loop in loops { loop.queue.async { loop.start(sweepEvery: sweep) } }
         source.resume()
         logger.info("listening", metadata: ["address": "\(bound)", "io.queues": "\(loops.count)"])
     }
@@ -149,7 +167,7 @@ public final class HTTPServer: @unchecked Sendable {
         source.value.cancel()
         logger.info("draining", metadata: ["connections": "\(connectionCount)"])
         for loop in loops {
-            loop.queue.async { for connection in Array(loop.connections.values) { connection.drain() } }
+            loop.async { for connection in Array(loop.connections.values) { connection.drain() } }
         }
         let deadline = DispatchTime.now() + .nanoseconds(Int(configuration.drainTimeout.nanoseconds))
         watchDrain(until: deadline)
@@ -172,9 +190,11 @@ public final class HTTPServer: @unchecked Sendable {
         if openConnections.load(ordering: .relaxed) == 0 || DispatchTime.now() >= deadline {
             let group = DispatchGroup()
             for loop in loops {
-                loop.queue.async(group: group) {
+                group.enter()
+                loop.async {
                     for connection in Array(loop.connections.values) { connection.close() }
                     loop.stop()
+                    group.leave()
                 }
             }
             group.notify(queue: acceptQueue) { [self] in
@@ -213,7 +233,7 @@ public final class HTTPServer: @unchecked Sendable {
                 Socket.setNoDelay(fd)
                 let id = connectionIDs.add(1, ordering: .relaxed).newValue
                 let loop = loops[nextLoop.add(1, ordering: .relaxed).newValue % loops.count]
-                loop.queue.async { [self] in
+                loop.async { [self] in
                     HTTPConnection(id: id, fd: fd, peer: peer, loop: loop, server: self).start()
                 }
             case .wouldBlock:

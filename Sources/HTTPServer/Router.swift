@@ -32,7 +32,7 @@ public struct Router: Sendable {
     /// Method and path pattern of each route, by the index ``HTTPServer``'s `onResponse` reports.
     public var routeLabels: [(method: String, path: String)] { routes.map { ($0.method, $0.path) } }
 
-    /// Adds a route answered synchronously on the I/O queue (cheap, non-blocking work only).
+    /// Adds a route answered synchronously on the I/O loop (cheap, non-blocking work only).
     public mutating func on(_ method: String, _ path: String, respond: @escaping @Sendable (HTTPRequest) -> HTTPResponse) {
         on(method, path) { request, responder in responder.respond(respond(request)) }
     }

@@ -9,7 +9,7 @@ import Synchronization
 
 /// The ingestion pipeline of one callback: verify ▶ decode ▶ classify ▶ normalize ▶ hand to the
 /// supervisor (which lets an exit commit once its restart is claimed) ▶ dedup + append (group
-/// commit) ▶ answer. Runs on the HTTP server's I/O queue up to the commit, which happens on
+/// commit) ▶ answer. Runs on the HTTP server's I/O loop up to the commit, which happens on
 /// the committer's task; the answer goes out when the event is durable.
 public final class Ingestion: Sendable {
     public struct Settings: Sendable {

@@ -327,7 +327,7 @@ final class ScrapeState: Sendable {
 }
 
 /// Responses by route and status for one listener: a fixed table of atomics, so counting is
-/// one relaxed increment on the I/O queue. Statuses outside the usual set count as `other`.
+/// one relaxed increment on the I/O loop. Statuses outside the usual set count as `other`.
 final class RequestCounts: Sendable {
     static let statuses = [200, 201, 202, 204, 206, 301, 302, 304, 400, 401, 403, 404, 405, 406, 408, 409, 410, 411, 413, 414, 415,
                            417, 422, 429, 431, 500, 501, 502, 503, 504, 505]

@@ -195,7 +195,7 @@ public struct ReceiverConfiguration: Sendable {
             .seconds("idle-timeout", "NCS_IDLE_TIMEOUT", "Seconds an idle keep-alive connection stays open (Agora asks for at least 10).", d.idleTimeoutSeconds) { $0.idleTimeoutSeconds = $1 },
             .int("max-requests-per-connection", "NCS_MAX_REQUESTS_PER_CONNECTION", "Requests on one keep-alive connection (Agora asks for at least 100).", d.maxRequestsPerConnection, range: 1...Int.max) { $0.maxRequestsPerConnection = $1 },
             .seconds("drain-timeout", "NCS_DRAIN_TIMEOUT", "Seconds requests in flight get on SIGTERM/SIGINT before connections are closed.", d.drainTimeoutSeconds) { $0.drainTimeoutSeconds = $1 },
-            .int("io-queues", "NCS_IO_QUEUES", "Serial I/O queues per listener (default: one per core).", d.ioQueues, range: 1...256) { $0.ioQueues = $1 },
+            .int("io-queues", "NCS_IO_QUEUES", "I/O loops, one thread each, per listener (default: one per core).", d.ioQueues, range: 1...256) { $0.ioQueues = $1 },
             .choice("log-level", "NCS_LOG_LEVEL", "trace, debug, info, notice, warning, error or critical.", d.logLevel, ["trace", "debug", "info", "notice", "warning", "error", "critical"]) { $0.logLevel = $1 },
             .choice("log-format", "NCS_LOG_FORMAT", "text (for a terminal) or json (one object per line).", d.logFormat, ["text", "json"]) { $0.logFormat = $1 },
             .string("store", "NCS_STORE_URL", "Event store: memory, sqlite:<path>, or postgres://user@host:port/db (default: SQLite in the data directory).", "") { $0.store = $1 },

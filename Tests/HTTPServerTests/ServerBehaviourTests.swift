@@ -432,6 +432,45 @@ import Testing
         #expect(stuck.isClosedByPeer())
     }
 
+    /// Each I/O loop is a thread of its own: shutdown must end them, and work handed to a loop
+    /// after it stopped (here a stream's awaited write) must still run, or its caller would wait
+    /// for ever.
+    @Test func shutdown_EndsTheIOThreads_AndStreamWritersAreToldTheConnectionIsGone() async throws {
+        let server = try TestServer { $0.drainTimeout = .milliseconds(100) }
+        let threadName = "http.\(server.port).io."
+        #expect(Self.threads(named: threadName) == 2)
+        let reader = try server.client()
+        try reader.send(get("/stream-until-closed"))
+        #expect(try reader.readResponseHead()?.status == 200)
+        await server.server.shutdown()
+        let deadline = ContinuousClock.now + .seconds(5)
+        while (server.producersEnded.value == 0 || Self.threads(named: threadName) > 0) && ContinuousClock.now < deadline {
+            try await Task.sleep(for: .milliseconds(10))
+        }
+        #expect(server.producersEnded.value == 1)
+        #expect(Self.threads(named: threadName) == 0)
+
+        let writer = try #require(server.untilClosedWriters.values.first)
+        let lateWriteThrew = Counter()
+        Task {
+            do { try await writer.write(Array("late".utf8)) } catch { lateWriteThrew.increment() }
+        }
+        let lateDeadline = ContinuousClock.now + .seconds(5)
+        while lateWriteThrew.value == 0 && ContinuousClock.now < lateDeadline {
+            try await Task.sleep(for: .milliseconds(10))
+        }
+        #expect(lateWriteThrew.value == 1)
+    }
+
+    /// Threads of this process whose name (cut to 15 bytes by Linux) starts with `prefix`.
+    static func threads(named prefix: String) -> Int {
+        let tasks = (try? FileManager.default.contentsOfDirectory(atPath: "/proc/self/task")) ?? []
+        return tasks.filter { task in
+            let name = (try? String(contentsOfFile: "/proc/self/task/\(task)/comm", encoding: .utf8)) ?? ""
+            return name.hasPrefix(String(prefix.prefix(15)))
+        }.count
+    }
+
     @Test func runReturns_WhenItsTaskIsCancelled() async throws {
         let server = try TestServer()
         let task = Task { try await server.server.run() }

@@ -11,6 +11,10 @@ final class TestServer: Sendable {
     let server: HTTPServer
     let port: Int
     let streamClosed = Counter()
+    /// Producers of `/stream-until-closed` whose awaited write has thrown.
+    let producersEnded = Counter()
+    /// The writers `/stream-until-closed` made.
+    let untilClosedWriters = Recorded<HTTPStreamWriter>()
     /// The codes of requests and connections the server refused (``HTTPServer`` onProtocolError).
     let protocolErrors: Recorded<String>
 
@@ -62,6 +66,19 @@ final class TestServer: Sendable {
                     for _ in 0..<count { try await writer.write(Array(repeating: UInt8(ascii: "b"), count: size)) }
                     writer.finish()
                 } catch {}
+            }
+        }
+        let ended = producersEnded
+        let untilClosedWriters = self.untilClosedWriters
+        router.on("GET", "/stream-until-closed") { _, responder in
+            let writer = responder.stream()
+            untilClosedWriters.append(writer)
+            Task {
+                do {
+                    while true { try await writer.write(Array(repeating: UInt8(ascii: "c"), count: 1024)) }
+                } catch {
+                    ended.increment()
+                }
             }
         }
         let protocolErrors = Recorded<String>()
