@@ -5,7 +5,8 @@
 #
 # Rounds alternate (nginx, ours, nginx, ours, …) and each figure is the median of the rounds,
 # because a shared machine is noisy. Printed per server: requests/s, p50, p99, peak RSS
-# (VmHWM; for nginx the sum over its workers), then ours/nginx for requests/s and p99.
+# (VmHWM; for nginx the sum over its workers), CPU per request of the server and of wrk, the
+# machine's idle and steal time, then ours/nginx for requests/s and p99.
 #
 # Environment:
 #   DURATION=10          seconds per round
@@ -109,6 +110,16 @@ to_ms() {
 
 median() { printf '%s\n' "$@" | sort -g | awk '{ a[NR] = $1 } END { if (NR % 2) print a[(NR + 1) / 2]; else printf "%.3f\n", (a[NR / 2] + a[NR / 2 + 1]) / 2 }'; }
 maximum() { printf '%s\n' "$@" | sort -g | tail -1; }
+# CPU ticks (user + system) of the given processes, so far.
+cpu_ticks() {
+    local pid total=0
+    for pid in "$@"; do
+        total=$(( total + $(awk '{ print $14 + $15 }' "/proc/$pid/stat" 2>/dev/null || echo 0) ))
+    done
+    echo "$total"
+}
+# The machine's CPU ticks: "idle+iowait steal total" (/proc/stat's first line).
+machine_ticks() { awk '/^cpu / { print $5 + $6, $9, $2 + $3 + $4 + $5 + $6 + $7 + $8 + $9 }' /proc/stat; }
 
 # --- TLS ---------------------------------------------------------------------------------------
 scheme=http
@@ -204,15 +215,26 @@ for target in "$ours_port" "$nginx_port"; do
 done
 
 # --- Rounds ------------------------------------------------------------------------------------
-declare -A rps p50 p99 rss errors
+declare -A rps p50 p99 rss errors server_us wrk_us idle steal
+# Where the machine's CPU went in a round, because every figure here shares two cores: the
+# server's and wrk's CPU per request, and how much of the machine sat idle (idle + iowait) or was
+# taken by the hypervisor (steal). A server that leaves the machine idle is waiting, not working.
 run_round() {
     local name=$1 port=$2 round=$3
     shift 3
     local watched=("$@")
     reset_peak "${watched[@]}"
     local out="$work/$name-$round.txt"
-    wrk -t"$WRK_THREADS" -c"$CONNECTIONS" -d"${DURATION}s" --latency -s "$WRK_SCRIPT" \
-        "$scheme://127.0.0.1:$port$PATH_UNDER_TEST" > "$out" 2>&1
+    local server_before machine_before wrk_cpu
+    server_before=$(cpu_ticks "${watched[@]}")
+    machine_before=$(machine_ticks)
+    # `times` in the subshell prints its children's CPU: wrk's, as minutes and seconds.
+    wrk_cpu=$( { wrk -t"$WRK_THREADS" -c"$CONNECTIONS" -d"${DURATION}s" --latency -s "$WRK_SCRIPT" \
+        "$scheme://127.0.0.1:$port$PATH_UNDER_TEST" > "$out" 2>&1; times; } | awk 'NR == 2 {
+            split($1, u, /[ms]/); split($2, s, /[ms]/); print u[1] * 60 + u[2] + s[1] * 60 + s[2] }')
+    local server_after machine_after
+    server_after=$(cpu_ticks "${watched[@]}")
+    machine_after=$(machine_ticks)
     local r l50 l99 bad
     r=$(awk '/^Requests\/sec:/ { print $2 }' "$out")
     l50=$(to_ms "$(awk '$1 == "50%" { print $2 }' "$out")")
@@ -223,7 +245,21 @@ run_round() {
     p99[$name]+="$l99 "
     rss[$name]+="$(peak_rss_kib "${watched[@]}") "
     errors[$name]=$(( ${errors[$name]:-0} + bad ))
-    printf '   round %d %-6s %10s req/s  p50 %8s ms  p99 %8s ms  errors %s\n' "$round" "$name" "${r:-?}" "$l50" "$l99" "$bad"
+    local requests hz cpu
+    requests=$(awk '/requests in/ { print $1 }' "$out")
+    hz=$(getconf CLK_TCK)
+    cpu=$(awk -v sb="$server_before" -v sa="$server_after" -v w="${wrk_cpu:-0}" -v n="${requests:-0}" -v hz="$hz" \
+        -v mb="$machine_before" -v ma="$machine_after" 'BEGIN {
+            split(mb, b, " "); split(ma, a, " "); total = a[3] - b[3]
+            if (n <= 0 || total <= 0) { print "0 0 0 0"; exit }
+            printf "%.1f %.1f %.1f %.1f\n", (sa - sb) / hz / n * 1e6, w / n * 1e6, 100 * (a[1] - b[1]) / total, 100 * (a[2] - b[2]) / total }')
+    read -r s_us w_us idle_pct steal_pct <<< "$cpu"
+    server_us[$name]+="$s_us "
+    wrk_us[$name]+="$w_us "
+    idle[$name]+="$idle_pct "
+    steal[$name]+="$steal_pct "
+    printf '   round %d %-6s %10s req/s  p50 %8s ms  p99 %8s ms  errors %s  CPU/request: server %s µs, wrk %s µs; machine idle %s%%, steal %s%%\n' \
+        "$round" "$name" "${r:-?}" "$l50" "$l99" "$bad" "$s_us" "$w_us" "$idle_pct" "$steal_pct"
 }
 
 echo "== $ROUNDS rounds of ${DURATION}s, $CONNECTIONS connections, wrk -t$WRK_THREADS, script $(basename "$WRK_SCRIPT") on $PATH_UNDER_TEST"
@@ -242,6 +278,11 @@ for name in nginx ours; do
     printf '%-8s %10.0f req/s  p50 %7.3f ms  p99 %7.3f ms  peak RSS %7.1f MiB  errors %s   %s\n' \
         "$name" "$(median ${rps[$name]})" "$(median ${p50[$name]})" "$(median ${p99[$name]})" \
         "$(awk -v k="$(maximum ${rss[$name]})" 'BEGIN { print k / 1024 }')" "${errors[$name]}" "$label"
+done
+# shellcheck disable=SC2086
+for name in nginx ours; do
+    printf '%-8s CPU per request: server %6.1f µs, wrk %5.1f µs; machine idle %4.1f%%, steal %4.1f%%\n' "$name" \
+        "$(median ${server_us[$name]})" "$(median ${wrk_us[$name]})" "$(median ${idle[$name]})" "$(median ${steal[$name]})"
 done
 # shellcheck disable=SC2086
 awk -v ro="$(median ${rps[ours]})" -v rn="$(median ${rps[nginx]})" \
