@@ -62,6 +62,8 @@ final class IOLoop: @unchecked Sendable {
         let generation: Int
         let response: HTTPResponse
         let route: Int
+
+        func give() { connection.complete(generation: generation, response: response, route: route) }
     }
 
     init(index: Int, label: String) throws {
@@ -105,13 +107,20 @@ final class IOLoop: @unchecked Sendable {
 
     /// Runs `body` on the loop after what it is doing now, even when called on the loop.
     func async(_ body: @escaping @Sendable () -> Void) {
+        if !handOver({ $0.work.append(body) }) { afterlife.async(execute: body) }
+    }
+
+    /// Adds to the inbox and wakes the loop if the inbox was empty. False when the loop's thread
+    /// has ended: nothing was added, and the caller runs its work on ``afterlife``.
+    private func handOver(_ add: (inout Inbox) -> Void) -> Bool {
         let (wake, ended) = inbox.withLock { inbox -> (Bool, Bool) in
             if inbox.ended { return (false, true) }
             let wasEmpty = inbox.isEmpty
-            inbox.work.append(body)
+            add(&inbox)
             return (wasEmpty, false)
         }
-        if ended { afterlife.async(execute: body) } else if wake { csystem_wakeup_signal(wakeup) }
+        if wake { csystem_wakeup_signal(wakeup) }
+        return !ended
     }
 
     // MARK: - The loop
@@ -185,9 +194,7 @@ final class IOLoop: @unchecked Sendable {
     }
 
     private func run(_ handed: Inbox) {
-        for answer in handed.answers {
-            answer.connection.complete(generation: answer.generation, response: answer.response, route: answer.route)
-        }
+        for answer in handed.answers { answer.give() }
         for work in handed.work { work() }
     }
 
@@ -218,17 +225,7 @@ final class IOLoop: @unchecked Sendable {
     /// them all in one wake-up (measured: README, "Performance").
     func deliver(_ connection: HTTPConnection, generation: Int, response: HTTPResponse, route: Int) {
         let answer = AnswerFromElsewhere(connection: connection, generation: generation, response: response, route: route)
-        let (wake, ended) = inbox.withLock { inbox -> (Bool, Bool) in
-            if inbox.ended { return (false, true) }
-            let wasEmpty = inbox.isEmpty
-            inbox.answers.append(answer)
-            return (wasEmpty, false)
-        }
-        if ended {
-            afterlife.async { answer.connection.complete(generation: answer.generation, response: answer.response, route: answer.route) }
-        } else if wake {
-            csystem_wakeup_signal(wakeup)
-        }
+        if !handOver({ $0.answers.append(answer) }) { afterlife.async { answer.give() } }
     }
 
     /// The Date header value, formatted once per second per loop.
