@@ -89,7 +89,11 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "UnixSignals", package: "swift-service-lifecycle"),
-            ]
+            ],
+            // jemalloc instead of glibc's malloc (Debian's libjemalloc-dev), as Vapor's template
+            // builds its servers: buffers and strings made on an I/O thread are freed on the group
+            // committer's, and glibc's arenas make that cost. README "Performance" has the figures.
+            linkerSettings: [.linkedLibrary("jemalloc", .when(platforms: [.linux]))]
         ),
 
         // MARK: - Testing

@@ -13,6 +13,7 @@ sudo_if_needed() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
 missing=()
 dpkg -s libsqlite3-dev >/dev/null 2>&1 || missing+=(libsqlite3-dev)
 dpkg -s libssl-dev >/dev/null 2>&1 || missing+=(libssl-dev)
+dpkg -s libjemalloc-dev >/dev/null 2>&1 || missing+=(libjemalloc-dev)  # ncs-receiver's malloc
 command -v pkg-config >/dev/null 2>&1 || missing+=(pkg-config)  # finds OpenSSL for COpenSSL
 command -v openssl >/dev/null 2>&1 || missing+=(openssl)  # the TLS tests make their certificates
 command -v curl >/dev/null 2>&1 || missing+=(curl)        # and check them with curl

@@ -7,6 +7,7 @@ cd "$(dirname "$0")/.."
 missing=()
 dpkg -s libsqlite3-dev >/dev/null 2>&1 || missing+=(libsqlite3-dev)  # the SQLite store (GRDB)
 dpkg -s libssl-dev >/dev/null 2>&1 || missing+=(libssl-dev)          # native TLS (OpenSSL)
+dpkg -s libjemalloc-dev >/dev/null 2>&1 || missing+=(libjemalloc-dev)  # the process's malloc
 command -v pkg-config >/dev/null 2>&1 || missing+=(pkg-config)      # how SwiftPM finds both
 if [ ${#missing[@]} -gt 0 ]; then
     if [ "$(id -u)" = 0 ]; then sudo=""; else sudo=sudo; fi
