@@ -99,6 +99,10 @@ wait_for_port "$public_port" && wait_for_port "$admin_port" && wait_for_port "$c
     || { cat "$work/serve.log" "$work/simulate.log" >&2; echo "==> serve or simulate did not start" >&2; exit 1; }
 echo "==> $("$bin" --version 2>/dev/null || echo ncs-receiver) on 127.0.0.1:$public_port (admin :$admin_port), simulator :$rest_port"
 
+# 0. The malloc Package.swift links in place of glibc's (README "Performance"): a build that lost
+# it would still pass everything else, only slower.
+check "serve runs on jemalloc" grep -q libjemalloc "/proc/$serve_pid/maps"
+
 # 1. A signed callback by hand, then its resend.
 body=$(cat Fixtures/ncs/events/40_recorder_started.json)
 signature=$(printf %s "$body" | openssl dgst -sha256 -hmac "$secret" -hex | sed 's/.* //')
