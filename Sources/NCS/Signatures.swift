@@ -126,25 +126,37 @@ enum Hex {
     /// Decodes a hex header value of exactly `byteCount` bytes, case-insensitively, ignoring
     /// leading/trailing spaces and tabs. Returns nil for anything else.
     static func decode(_ text: String, byteCount: Int) -> [UInt8]? {
-        var utf8 = Substring(text).utf8[...]
-        while let f = utf8.first, f == 0x20 || f == 0x09 { utf8 = utf8.dropFirst() }
-        while let l = utf8.last, l == 0x20 || l == 0x09 { utf8 = utf8.dropLast() }
-        guard utf8.count == byteCount * 2 else { return nil }
-        var out = [UInt8](repeating: 0, count: byteCount)
-        var high: UInt8 = 0
-        var n = 0
-        for c in utf8 {
-            let v: UInt8
-            switch c {
-            case 0x30...0x39: v = c &- 0x30
-            case 0x61...0x66: v = c &- 0x61 &+ 10
-            case 0x41...0x46: v = c &- 0x41 &+ 10
-            default: return nil
+        // Over the string's UTF-8 buffer, one check for the whole value at the end: walking
+        // `Substring.UTF8View` by index took about 2% of an I/O thread under load (two headers a
+        // callback) and five times as long per header as this.
+        var text = text
+        return text.withUTF8 { utf8 -> [UInt8]? in
+            var start = 0
+            var end = utf8.count
+            while start < end, utf8[start] == 0x20 || utf8[start] == 0x09 { start &+= 1 }
+            while end > start, utf8[end &- 1] == 0x20 || utf8[end &- 1] == 0x09 { end &-= 1 }
+            guard end &- start == byteCount &* 2, let base = utf8.baseAddress else { return nil }
+            let digits = base + start
+            var invalid: UInt8 = 0
+            let out = [UInt8](unsafeUninitializedCapacity: byteCount) { buffer, initialized in
+                for i in 0..<byteCount {
+                    let high = nibble(digits[2 &* i]), low = nibble(digits[2 &* i &+ 1])
+                    invalid |= high | low
+                    buffer[i] = high << 4 | (low & 0x0F)
+                }
+                initialized = byteCount
             }
-            if n & 1 == 0 { high = v } else { out[n >> 1] = high << 4 | v }
-            n += 1
+            return invalid & 0xF0 == 0 ? out : nil
         }
-        return out
+    }
+
+    /// The value of one hex digit (either case), or 0xFF for any other byte.
+    @inline(__always)
+    private static func nibble(_ c: UInt8) -> UInt8 {
+        let digit = c &- 0x30
+        if digit < 10 { return digit }
+        let letter = (c | 0x20) &- 0x61  // A-F folded onto a-f
+        return letter < 6 ? letter &+ 10 : 0xFF
     }
 }
 

@@ -1,5 +1,5 @@
 import Foundation
-import NCS
+@testable import NCS
 import Testing
 
 @Suite struct SignatureTests {
@@ -47,13 +47,41 @@ import Testing
         #expect(verifier.verify(body: body, v1: nil, v2: Self.vectorSHA256.uppercased()) == .valid(.v2, secretIndex: 0))
         #expect(verifier.verify(body: body, v1: Self.vectorSHA1.uppercased(), v2: nil) == .valid(.v1, secretIndex: 0))
         #expect(verifier.verify(body: body, v1: nil, v2: "  \(Self.vectorSHA256) ") == .valid(.v2, secretIndex: 0))
+        #expect(verifier.verify(body: body, v1: "\t\(Self.vectorSHA1)\t ", v2: nil) == .valid(.v1, secretIndex: 0))
+        // Mixed case within one value.
+        let mixed = String(Self.vectorSHA256.enumerated().map { $0.offset.isMultiple(of: 2) ? Character($0.element.uppercased()) : $0.element })
+        #expect(verifier.verify(body: body, v1: nil, v2: mixed) == .valid(.v2, secretIndex: 0))
+    }
+
+    /// Every ASCII byte in either place of a digit pair: accepted exactly when it is a hex digit
+    /// of either case, with its value (a header that decodes wrongly would only fail the HMAC).
+    @Test func hexDecodingAcceptsExactlyTheHexDigits() {
+        let digits = Array("0123456789abcdef".utf8)
+        for byte in UInt8(0)..<128 {
+            let value = digits.firstIndex(of: byte | (byte >= 0x41 && byte <= 0x46 ? 0x20 : 0)).map(UInt8.init)
+            let character = String(UnicodeScalar(byte))
+            #expect(Hex.decode(character + "7", byteCount: 1) == value.map { [$0 << 4 | 7] }, "high digit \(byte)")
+            #expect(Hex.decode("7" + character, byteCount: 1) == value.map { [0x70 | $0] }, "low digit \(byte)")
+        }
+        #expect(Hex.decode(" \t0aFf9B\t ", byteCount: 3) == [0x0A, 0xFF, 0x9B])
+        #expect(Hex.decode("0aff9", byteCount: 3) == nil)
+        #expect(Hex.decode("é0", byteCount: 1) == nil)
+        #expect(Hex.decode("", byteCount: 0) == [])
     }
 
     @Test func malformedHeadersAreInvalidNotCrashes() throws {
         let body = try FixtureFiles.bytes("signature/test_vector_body.json")
         let verifier = SignatureVerifier(secrets: ["secret"])
-        for header in ["", "zz", String(Self.vectorSHA256.dropLast()), Self.vectorSHA256 + "0", "sha256=" + Self.vectorSHA256,
-                       String(repeating: "g", count: 64), "é" + String(Self.vectorSHA256.dropFirst(2))] {
+        let vector = Self.vectorSHA256
+        var headers: [String] = ["", "zz", String(vector.dropLast()), vector + "0", "sha256=" + vector,
+                                 String(repeating: "g", count: 64), "é" + String(vector.dropFirst(2))]
+        // The bytes on either side of each digit range, first and last; a NUL.
+        for outside in ["/", ":", "@", "G", "`", "g"] {
+            headers.append(outside + String(vector.dropFirst()))
+            headers.append(String(vector.dropLast()) + outside)
+        }
+        headers.append(String(vector.dropLast()) + "\u{0}")
+        for header in headers {
             #expect(verifier.verify(body: body, v1: nil, v2: header) == .invalid(.v2))
         }
         // base64 of the right digest is not accepted (Agora uses hex).
