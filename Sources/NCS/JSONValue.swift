@@ -162,39 +162,91 @@ extension JSONValue {
     /// left as UTF-8, control characters escaped. Non-finite doubles (which the parser never
     /// produces) are written as `null`.
     public func jsonBytes() -> [UInt8] {
-        var out: [UInt8] = []
-        out.reserveCapacity(2048)
+        var out = JSONOutput(capacity: 2048)
         JSONWriter.write(self, into: &out, pretty: false, indent: 0)
-        return out
+        return out.bytes()
     }
 
     /// The same as `jsonBytes()` as a String; `pretty` indents with two spaces (for fixtures and docs).
     public func jsonString(pretty: Bool = false) -> String {
-        var out: [UInt8] = []
-        out.reserveCapacity(256)
+        var out = JSONOutput(capacity: 256)
         JSONWriter.write(self, into: &out, pretty: pretty, indent: 0)
-        return String(decoding: out, as: UTF8.self)
+        return String(decoding: out.bytes(), as: UTF8.self)
+    }
+}
+
+/// The bytes ``JSONWriter`` writes: a buffer of its own, so that an append is a capacity check and
+/// a store. Appending to an `inout [UInt8]` also checked that the array was uniquely referenced,
+/// every time: `swift_isUniquelyReferenced` and `Array.append(contentsOf:)` took a fifth of the
+/// serialization of a normalized event, which runs once per callback on an I/O thread.
+struct JSONOutput: ~Copyable {
+    private var base: UnsafeMutablePointer<UInt8>
+    private var count = 0
+    private var capacity: Int
+
+    init(capacity: Int) {
+        self.capacity = max(capacity, 16)
+        base = .allocate(capacity: self.capacity)
+    }
+
+    deinit { base.deallocate() }
+
+    @inline(__always)
+    mutating func append(_ byte: UInt8) {
+        if count == capacity { grow(toFit: 1) }
+        base[count] = byte
+        count &+= 1
+    }
+
+    @inline(__always)
+    mutating func append(_ bytes: UnsafeBufferPointer<UInt8>) {
+        guard let source = bytes.baseAddress, !bytes.isEmpty else { return }
+        if capacity &- count < bytes.count { grow(toFit: bytes.count) }
+        (base + count).initialize(from: source, count: bytes.count)
+        count &+= bytes.count
+    }
+
+    /// Appends an ASCII literal (`"null"`, `"\\n"`).
+    @inline(__always)
+    mutating func append(_ literal: StaticString) {
+        append(UnsafeBufferPointer(start: literal.utf8Start, count: literal.utf8CodeUnitCount))
+    }
+
+    @inline(never)
+    private mutating func grow(toFit extra: Int) {
+        let newCapacity = max(capacity &* 2, count &+ extra)
+        let newBase = UnsafeMutablePointer<UInt8>.allocate(capacity: newCapacity)
+        newBase.moveInitialize(from: base, count: count)
+        base.deallocate()
+        base = newBase
+        capacity = newCapacity
+    }
+
+    /// What was written, as an array of its own.
+    consuming func bytes() -> [UInt8] {
+        Array(UnsafeBufferPointer(start: base, count: count))
     }
 }
 
 enum JSONWriter {
     private static let hex: [UInt8] = Array("0123456789abcdef".utf8)
 
-    static func write(_ value: JSONValue, into out: inout [UInt8], pretty: Bool, indent: Int) {
+    static func write(_ value: JSONValue, into out: inout JSONOutput, pretty: Bool, indent: Int) {
         switch value {
         case .null:
-            out.append(contentsOf: [0x6E, 0x75, 0x6C, 0x6C])  // null
+            out.append("null")
         case .bool(let b):
-            if b { out.append(contentsOf: [0x74, 0x72, 0x75, 0x65]) } else { out.append(contentsOf: [0x66, 0x61, 0x6C, 0x73, 0x65]) }
+            out.append(b ? "true" : "false")
         case .int(let i):
             writeInteger(i, into: &out)
         case .double(let d):
             if d.isFinite {
                 // Swift's description is the shortest round-tripping form and is valid JSON
                 // ("1.5", "1e-07", "1e+20", "-0.0").
-                out.append(contentsOf: d.description.utf8)
+                var text = d.description
+                text.withUTF8 { out.append($0) }
             } else {
-                out.append(contentsOf: [0x6E, 0x75, 0x6C, 0x6C])
+                out.append("null")
             }
         case .string(let s):
             writeString(s, into: &out)
@@ -224,14 +276,14 @@ enum JSONWriter {
         }
     }
 
-    private static func newline(_ out: inout [UInt8], _ level: Int) {
+    private static func newline(_ out: inout JSONOutput, _ level: Int) {
         out.append(0x0A)
         for _ in 0..<(level * 2) { out.append(0x20) }
     }
 
     /// Digits written straight into `out`: `String(i)` allocated a string per number, and every
     /// normalized event has a dozen numbers (this runs once per callback, on the request path).
-    static func writeInteger(_ value: Int64, into out: inout [UInt8]) {
+    static func writeInteger(_ value: Int64, into out: inout JSONOutput) {
         if value < 0 { out.append(0x2D) }
         var magnitude = value.magnitude
         withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 20) { digits in
@@ -241,11 +293,11 @@ enum JSONWriter {
                 digits[start] = UInt8(truncatingIfNeeded: magnitude % 10) &+ 0x30
                 magnitude /= 10
             } while magnitude > 0
-            out.append(contentsOf: UnsafeBufferPointer(rebasing: digits[start...]))
+            out.append(UnsafeBufferPointer(rebasing: digits[start...]))
         }
     }
 
-    static func writeString(_ s: String, into out: inout [UInt8]) {
+    static func writeString(_ s: String, into out: inout JSONOutput) {
         out.append(0x22)
         var s = s
         s.withUTF8 { bytes in
@@ -264,20 +316,23 @@ enum JSONWriter {
                 let byte = bytes[index]
                 index &+= 1
                 guard byte < 0x20 || byte == 0x22 || byte == 0x5C || byte == 0x7F else { continue }
-                if runStart < index - 1 { out.append(contentsOf: UnsafeBufferPointer(rebasing: bytes[runStart..<(index - 1)])) }
+                if runStart < index - 1 { out.append(UnsafeBufferPointer(rebasing: bytes[runStart..<(index - 1)])) }
                 runStart = index
                 switch byte {
-                case 0x22: out.append(contentsOf: [0x5C, 0x22])
-                case 0x5C: out.append(contentsOf: [0x5C, 0x5C])
-                case 0x0A: out.append(contentsOf: [0x5C, 0x6E])
-                case 0x0D: out.append(contentsOf: [0x5C, 0x72])
-                case 0x09: out.append(contentsOf: [0x5C, 0x74])
-                case 0x08: out.append(contentsOf: [0x5C, 0x62])
-                case 0x0C: out.append(contentsOf: [0x5C, 0x66])
-                default: out.append(contentsOf: [0x5C, 0x75, 0x30, 0x30, hex[Int(byte >> 4)], hex[Int(byte & 0xF)]])
+                case 0x22: out.append("\\\"")
+                case 0x5C: out.append("\\\\")
+                case 0x0A: out.append("\\n")
+                case 0x0D: out.append("\\r")
+                case 0x09: out.append("\\t")
+                case 0x08: out.append("\\b")
+                case 0x0C: out.append("\\f")
+                default:
+                    out.append("\\u00")
+                    out.append(hex[Int(byte >> 4)])
+                    out.append(hex[Int(byte & 0xF)])
                 }
             }
-            if runStart < bytes.count { out.append(contentsOf: UnsafeBufferPointer(rebasing: bytes[runStart...])) }
+            if runStart < bytes.count { out.append(UnsafeBufferPointer(rebasing: bytes[runStart...])) }
         }
         out.append(0x22)
     }

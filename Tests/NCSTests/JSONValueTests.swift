@@ -24,6 +24,20 @@ import Testing
         #expect(try JSONValue.parse("0." + longDigits).doubleValue == 1.0)
     }
 
+    /// Output past the writer's first buffer (2 KiB for jsonBytes, 256 bytes for jsonString)
+    /// grows it, whether the growth falls on a single byte, an escape or a long run.
+    @Test func outputLargerThanTheFirstBufferIsWhole() throws {
+        for runLength in [1, 7, 255, 3000] {
+            let items = (0..<300).map { "\($0)-" + String(repeating: "x", count: runLength % ($0 + 1) + 1) + "\n\"" }
+            let value = JSONValue.object(["items": .array(items.map(JSONValue.string)), "n": .int(-9_000_000_000_123)])
+            let expected = #"{"items":["# + items.map { "\"" + $0.replacingOccurrences(of: "\n", with: #"\n"#)
+                .replacingOccurrences(of: "\"", with: #"\""#) + "\"" }.joined(separator: ",") + #"],"n":-9000000000123}"#
+            #expect(String(decoding: value.jsonBytes(), as: UTF8.self) == expected, "runs of \(runLength)")
+            #expect(value.jsonString() == expected)
+            #expect(try JSONValue.parse(value.jsonString(pretty: true)) == value)
+        }
+    }
+
     /// The writer skips clean runs eight bytes at a time: every byte value, at every position of
     /// strings up to 24 bytes long (a word, a tail, both), must still be escaped exactly as one
     /// byte at a time would, and read back to the same string.
