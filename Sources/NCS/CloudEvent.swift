@@ -52,6 +52,7 @@ extension CloudEvent {
     /// ncsmigrations, ncsnoticeid, ncstest, data. Absent optional attributes are omitted (never null).
     public var jsonValue: JSONValue {
         var o = JSONObject()
+        o.members.reserveCapacity(14)
         o.append("specversion", .string(specversion))
         o.append("id", .string(id))
         o.append("source", .string(source))
@@ -90,7 +91,9 @@ public enum EventNormalizer {
         let time = [n.payload.sendts, n.notifyMs, n.eventMs].lazy.compactMap { $0.flatMap(RFC3339.format(ms:)) }.first
         let msgName = n.payload.details.msgName ?? kind?.msgName
 
+        // Sized once: the members below, which grew the array five times over.
         var data = JSONObject()
+        data.members.reserveCapacity(22)
         data.append("eventType", .int(Int64(n.eventType)))
         data.append("msgName", msgName.map(JSONValue.string) ?? .null)
         data.append("productId", n.productId.map { .int(Int64($0)) } ?? .null)
