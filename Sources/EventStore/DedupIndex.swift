@@ -16,8 +16,9 @@ struct DedupIndex {
     /// `hashValue` (per-process seed); the tests give one that collides.
     let hash: Hash
 
-    /// Hash of a key → the `dedup_log` id of the first key with that hash.
-    private var byHash: [Int: Int64] = [:]
+    /// Hash of a key → the `dedup_log` id of the first key with that hash. Sharded: it grows by
+    /// two keys an event, on the group committer's thread (see ``ShardedMap``).
+    private var byHash = ShardedMap<Int64>()
     /// Keys whose hash another key held when they were added (practically always empty).
     private var overflow: [String: Int64] = [:]
 

@@ -79,9 +79,11 @@ struct SubjectIndex {
     /// `hashValue` (per-process seed); the tests give one that collides.
     let hash: DedupIndex.Hash
 
-    private var bySid: [Int: Offsets] = [:]
-    private var byCname: [Int: Offsets] = [:]
-    private var byType: [Int: Offsets] = [:]
+    /// Sharded: they grow by an event's sid and cname on the group committer's thread (see
+    /// ``ShardedMap``); the type map stays small, but one kind of map serves all three.
+    private var bySid = ShardedMap<Offsets>()
+    private var byCname = ShardedMap<Offsets>()
+    private var byType = ShardedMap<Offsets>()
     /// Offsets at or below this are not in the index: dropped by retention, or older than the
     /// newest ``SQLiteEventStore/subjectIndexMaxEvents``. Above it, every event is.
     private(set) var floor: Int64 = 0
@@ -107,12 +109,8 @@ struct SubjectIndex {
         newest = max(newest, offset)
     }
 
-    private static func insert(_ offset: Int64, key: Int, into map: inout [Int: Offsets]) {
-        if let index = map.index(forKey: key) {
-            map.values[index].append(offset)
-        } else {
-            map[key] = .one(offset)
-        }
+    private static func insert(_ offset: Int64, key: Int, into map: inout ShardedMap<Offsets>) {
+        map.update(key, ifAbsent: { .one(offset) }, change: { $0.append(offset) })
     }
 
     /// Takes back the newest `offset` (its transaction rolled back).
@@ -122,7 +120,7 @@ struct SubjectIndex {
         if let type = subjects.type { Self.removeNewest(offset, key: hash(type), from: &byType) }
     }
 
-    private static func removeNewest(_ offset: Int64, key: Int, from map: inout [Int: Offsets]) {
+    private static func removeNewest(_ offset: Int64, key: Int, from map: inout ShardedMap<Offsets>) {
         guard let offsets = map[key], offsets.last == offset else { return }
         var kept = offsets.all
         kept.removeLast()
@@ -164,7 +162,7 @@ struct SubjectIndex {
         Self.trim(Set(dropped.compactMap { $0.type.map { hash($0) } }), through: offset, in: &byType)
     }
 
-    private static func trim(_ keys: Set<Int>, through offset: Int64, in map: inout [Int: Offsets]) {
+    private static func trim(_ keys: Set<Int>, through offset: Int64, in map: inout ShardedMap<Offsets>) {
         for key in keys {
             guard let offsets = map[key] else { continue }
             map[key] = offsets.after(offset)
