@@ -65,6 +65,10 @@ public final class SQLiteEventStore: BlockingAppending {
     /// How long a connection waits for a lock (seconds).
     static let busyTimeout: TimeInterval = 5
     private let logger: Logger
+    /// Events (and dedup keys) a sweep deletes in one transaction at most.
+    let sweepChunkRows: Int
+    /// Told the log's head after each of a sweep's transactions (tests).
+    private let sweepChunkCommitted: (@Sendable (_ head: Int64) -> Void)?
     private let observers = Mutex<[@Sendable (Int64) -> Void]>([])
 
     /// Opens (creating if needed) the database at `path` and migrates it to the current schema.
@@ -78,8 +82,11 @@ public final class SQLiteEventStore: BlockingAppending {
     ///   - lockWait: how long to wait for another process to let go of the store (a restart
     ///     that overlaps the old process's shutdown) before refusing to open.
     init(path: String, options: StoreOptions = .init(), logger: Logger, dedupHash: @escaping DedupIndex.Hash,
-         lockWait: Duration = .seconds(15)) throws {
+         lockWait: Duration = .seconds(15), sweepChunkRows: Int = SQLiteEventStore.defaultSweepChunkRows,
+         sweepChunkCommitted: (@Sendable (_ head: Int64) -> Void)? = nil) throws {
         self.path = path
+        self.sweepChunkRows = max(1, sweepChunkRows)
+        self.sweepChunkCommitted = sweepChunkCommitted
         dedup = Mutex(DedupIndex(hash: dedupHash))
         subjects = Mutex(SubjectIndex(hash: dedupHash))
         self.options = options
@@ -660,46 +667,115 @@ public final class SQLiteEventStore: BlockingAppending {
 
     /// Events by age and count; duplicate hits of dropped events go with them; dedup keys older
     /// than the dedup window; quarantine by age. Claims and documents are never swept.
+    ///
+    /// In transactions of ``sweepChunkRows`` events and as many dedup keys at most, so appends
+    /// commit in between: the sweep that first enforced a retention of 100,000 events on a store
+    /// of a million was one transaction of 11 s, and every callback meanwhile waited for it
+    /// (the same, smaller, after every interval of heavy traffic). What to drop is worked out
+    /// first, on a reader: finding the first event still young, or the newest `maxEventCount`,
+    /// steps through many rows, and the writer is not held for that. Appends after that
+    /// snapshot only make more events droppable, so the bound stays within the policy.
     public func sweep(_ policy: RetentionPolicy, nowMs: Int64) async throws -> SweepReport {
-        try await writeWithoutTransaction { db -> SweepReport in
-            var report = SweepReport()
-            var forgotten: [(key: String, id: Int64)] = []
-            var dropped: (through: Int64, subjects: [SubjectIndex.Subjects]) = (0, [])
-            // The subject index keeps the newest events only: what it lets go of is not deleted.
-            let (floor, newest) = self.subjects.withLock { ($0.floor, $0.newest) }
-            let keepFrom = newest - Int64(max(0, self.options.subjectIndexMaxEvents))
-            try db.inTransaction {
-                (report, forgotten, dropped) = try Self.sweep(db, policy, nowMs: nowMs, subjectIndex: (floor, keepFrom))
-                return .commit
+        let eventsThrough = try await read { db in try Self.eventsToDrop(db, policy, nowMs: nowMs) }
+        let hash = subjects.withLock { $0.hash }
+        var total = SweepReport()
+        // The subject index forgets once, at the end: until then it may still list offsets of
+        // events already deleted, whose rows a reader then does not find (see SubjectIndex).
+        var dropped = SubjectIndex.DroppedSubjects()
+        var deletedThrough: Int64 = 0
+        while true {
+            let chunk = try await writeWithoutTransaction { db -> SweepChunk in
+                let floor = self.subjects.withLock { $0.floor }
+                var chunk = SweepChunk()
+                try db.inTransaction {
+                    chunk = try Self.sweepChunk(db, policy, nowMs: nowMs, eventsThrough: eventsThrough, indexFloor: floor,
+                                                limit: self.sweepChunkRows, hash: hash)
+                    return .commit
+                }
+                // Committed (still on the writer's queue): memory forgets what the file did.
+                if chunk.report.eventsDeleted > 0 {
+                    self.recent.withLock { $0.removeThrough(chunk.through) }
+                }
+                if !chunk.forgotten.isEmpty {
+                    self.dedup.withLock { index in
+                        for (key, id) in chunk.forgotten { index.remove(key, id: id) }
+                    }
+                }
+                if let committed = self.sweepChunkCommitted { committed(try Self.fileHead(db)) }
+                return chunk
             }
-            if dropped.through > floor {
-                self.subjects.withLock { $0.dropThrough(dropped.through, dropped: dropped.subjects) }
+            total.eventsDeleted += chunk.report.eventsDeleted
+            total.dedupKeysDeleted += chunk.report.dedupKeysDeleted
+            total.quarantineDeleted += chunk.report.quarantineDeleted
+            dropped.sids.formUnion(chunk.dropped.sids)
+            dropped.cnames.formUnion(chunk.dropped.cnames)
+            dropped.types.formUnion(chunk.dropped.types)
+            deletedThrough = max(deletedThrough, chunk.through)
+            if !chunk.more { break }
+        }
+        // The subject index keeps the newest `subjectIndexMaxEvents` only: the events below that
+        // are not deleted, only no longer indexed (readers scan `event_subjects` for them).
+        let (floor, newest) = subjects.withLock { ($0.floor, $0.newest) }
+        let keepFrom = newest - Int64(max(0, options.subjectIndexMaxEvents))
+        let indexThrough = max(deletedThrough, keepFrom)
+        if indexThrough > floor {
+            let from = max(floor, deletedThrough)
+            if indexThrough > from {
+                let kept = try await read { db in
+                    var kept = SubjectIndex.DroppedSubjects()
+                    let rows = try Row.fetchCursor(
+                        db, sql: "SELECT sid, cname, type FROM event_subjects WHERE log_offset > ? AND log_offset <= ?",
+                        arguments: [from, indexThrough])
+                    while let row = try rows.next() { kept.add(SubjectIndex.Subjects(sid: row[0], cname: row[1], type: row[2]), hash: hash) }
+                    return kept
+                }
+                dropped.sids.formUnion(kept.sids)
+                dropped.cnames.formUnion(kept.cnames)
+                dropped.types.formUnion(kept.types)
             }
-            // `dropped.through` is at least the last offset deleted. A read that took them from
-            // memory in between saw the log as it was a moment ago.
-            if report.eventsDeleted > 0 {
-                self.recent.withLock { $0.removeThrough(dropped.through) }
-            }
-            // Committed: the index forgets the same keys (still on the writer's queue).
-            if !forgotten.isEmpty {
-                self.dedup.withLock { index in
-                    for (key, id) in forgotten { index.remove(key, id: id) }
+            if subjects.withLock({ $0.raiseFloor(to: indexThrough) }) {
+                // In slices: the group committer inserts into the index inside its commits.
+                for (kind, keys) in [(SubjectIndex.Kind.sid, dropped.sids), (.cname, dropped.cnames), (.type, dropped.types)] {
+                    var slice: [Int] = []
+                    slice.reserveCapacity(min(keys.count, Self.subjectTrimSlice))
+                    for key in keys {
+                        slice.append(key)
+                        if slice.count == Self.subjectTrimSlice {
+                            subjects.withLock { $0.trim(slice, of: kind, through: indexThrough) }
+                            slice.removeAll(keepingCapacity: true)
+                        }
+                    }
+                    if !slice.isEmpty { subjects.withLock { $0.trim(slice, of: kind, through: indexThrough) } }
                 }
             }
-            return report
         }
+        return total
     }
 
-    /// The sweep's transaction; returns what it did, the `dedup_log` rows it dropped, and the
-    /// offset through which the subject index is to forget events, with the sids and cnames of
-    /// those it still holds: the events retention dropped, and those at or below `keepFrom`.
-    private static func sweep(_ db: Database, _ policy: RetentionPolicy, nowMs: Int64, subjectIndex: (floor: Int64, keepFrom: Int64)) throws
-        -> (SweepReport, [(key: String, id: Int64)], (through: Int64, subjects: [SubjectIndex.Subjects]))
-    {
+    /// Keys of the subject index trimmed under one hold of its lock (about a millisecond).
+    static let subjectTrimSlice = 4_096
+
+    /// Events a sweep deletes at most in one transaction (and dedup keys): see ``sweep(_:nowMs:)``.
+    /// Each took 10–25 ms of the writer's time on a store of a million events.
+    static let defaultSweepChunkRows = 1_000
+
+    /// What one transaction of a sweep did.
+    private struct SweepChunk: Sendable {
         var report = SweepReport()
-        // Events go as a prefix of the log, as dedup keys do: by age, up to the first one still
-        // young (no index on received_ms to keep up; an event that came after a younger one, the
-        // clock having stepped back, stays until that one goes: kept longer, never shorter).
+        /// The newest offset deleted so far (0: none).
+        var through: Int64 = 0
+        var forgotten: [(key: String, id: Int64)] = []
+        /// Keys of the deleted events that the subject index may still hold.
+        var dropped = SubjectIndex.DroppedSubjects()
+        /// Something was left for the next transaction.
+        var more = false
+    }
+
+    /// The newest offset the policy drops (0: none). Events go as a prefix of the log, as dedup
+    /// keys do: by age, up to the first one still young (no index on received_ms to keep up; an
+    /// event that came after a younger one, the clock having stepped back, stays until that one
+    /// goes: kept longer, never shorter), and by count.
+    private static func eventsToDrop(_ db: Database, _ policy: RetentionPolicy, nowMs: Int64) throws -> Int64 {
         var through: Int64 = 0
         if let maxAge = policy.maxEventAgeMs {
             let firstYoung = try Int64.fetchOne(
@@ -712,43 +788,50 @@ public final class SQLiteEventStore: BlockingAppending {
                 db, sql: "SELECT log_offset FROM events ORDER BY log_offset DESC LIMIT 1 OFFSET ?", arguments: [max(0, maxCount)])
             through = max(through, lastDropped ?? 0)
         }
-        var subjects: [SubjectIndex.Subjects] = []
-        let indexThrough = max(through, subjectIndex.keepFrom)
-        if indexThrough > subjectIndex.floor {
+        return through
+    }
+
+    /// One transaction of a sweep: the oldest `limit` events at most, up to `eventsThrough`, with
+    /// their subjects and duplicate hits; the oldest `limit` dedup keys at most, of those past
+    /// the window; quarantine by age.
+    private static func sweepChunk(_ db: Database, _ policy: RetentionPolicy, nowMs: Int64, eventsThrough: Int64, indexFloor: Int64,
+                                   limit: Int, hash: DedupIndex.Hash) throws -> SweepChunk {
+        var chunk = SweepChunk()
+        if eventsThrough > 0, let oldest = try Int64.fetchOne(db, sql: "SELECT min(log_offset) FROM events"), oldest <= eventsThrough {
+            // Offsets have no gaps but those retention made, which are below `oldest`.
+            let through = min(eventsThrough, oldest + Int64(max(1, limit)) - 1)
+            chunk.more = through < eventsThrough
             let rows = try Row.fetchCursor(
                 db, sql: "SELECT sid, cname, type FROM event_subjects WHERE log_offset > ? AND log_offset <= ?",
-                arguments: [subjectIndex.floor, indexThrough])
-            while let row = try rows.next() { subjects.append(SubjectIndex.Subjects(sid: row[0], cname: row[1], type: row[2])) }
-        }
-        if through > 0 {
+                arguments: [indexFloor, through])
+            while let row = try rows.next() { chunk.dropped.add(SubjectIndex.Subjects(sid: row[0], cname: row[1], type: row[2]), hash: hash) }
             try db.execute(sql: "DELETE FROM events WHERE log_offset <= ?", arguments: [through])
-            report.eventsDeleted = db.changesCount
+            chunk.report.eventsDeleted = db.changesCount
             try db.execute(sql: "DELETE FROM event_subjects WHERE log_offset <= ?", arguments: [through])
-        }
-        if report.eventsDeleted > 0 {
-            try db.execute(sql: """
-                DELETE FROM duplicates
-                WHERE NOT EXISTS (SELECT 1 FROM events WHERE events.log_offset = duplicates.log_offset)
-                """)
+            // Hits of a key whose event is gone (the window outlasting the event) point below
+            // `through` as well: offsets only grow.
+            try db.execute(sql: "DELETE FROM duplicates WHERE log_offset <= ?", arguments: [through])
+            chunk.through = through
         }
         // dedup_log is in arrival order: the keys to drop are a prefix of it, up to the first
         // one still inside the window. (A key that came after a younger one, the clock having
         // stepped back, stays until that one goes: kept longer, never shorter.)
-        var forgotten: [(key: String, id: Int64)] = []
-        let oldest = try Row.fetchCursor(db, sql: "SELECT id, key, received_ms FROM dedup_log ORDER BY id")
-        while let row = try oldest.next() {
-            guard (row[2] as Int64) < nowMs - policy.dedupWindowMs else { break }
-            forgotten.append((row[1], row[0]))
+        let oldestKeys = try Row.fetchCursor(db, sql: "SELECT id, key, received_ms FROM dedup_log ORDER BY id LIMIT ?", arguments: [max(1, limit)])
+        var young = false
+        while let row = try oldestKeys.next() {
+            guard (row[2] as Int64) < nowMs - policy.dedupWindowMs else { young = true; break }
+            chunk.forgotten.append((row[1], row[0]))
         }
-        if let last = forgotten.last {
+        if let last = chunk.forgotten.last {
             try db.execute(sql: "DELETE FROM dedup_log WHERE id <= ?", arguments: [last.id])
         }
-        report.dedupKeysDeleted = forgotten.count
+        chunk.report.dedupKeysDeleted = chunk.forgotten.count
+        if !young && chunk.forgotten.count == max(1, limit) { chunk.more = true }
         if let maxAge = policy.maxQuarantineAgeMs {
             try db.execute(sql: "DELETE FROM quarantine WHERE received_ms < ?", arguments: [nowMs - maxAge])
-            report.quarantineDeleted = db.changesCount
+            chunk.report.quarantineDeleted = db.changesCount
         }
-        return (report, forgotten, (indexThrough, subjects))
+        return chunk
     }
 
     // MARK: - Lifecycle

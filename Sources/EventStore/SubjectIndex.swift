@@ -150,19 +150,62 @@ struct SubjectIndex {
         return low
     }
 
+    /// The keys of events about to be forgotten (their hashes): the lists ``dropThrough(_:dropped:)``
+    /// trims. A sweep gathers them over several transactions, a few bytes an event.
+    struct DroppedSubjects {
+        var sids: Set<Int> = []
+        var cnames: Set<Int> = []
+        var types: Set<Int> = []
+
+        /// Adds an event's subjects, hashed with the index's `hash`.
+        mutating func add(_ subjects: Subjects, hash: DedupIndex.Hash) {
+            if let sid = subjects.sid { sids.insert(hash(sid)) }
+            if let cname = subjects.cname { cnames.insert(hash(cname)) }
+            if let type = subjects.type { types.insert(hash(type)) }
+        }
+    }
+
     /// Forgets every offset at or below `offset` (retention dropped those events, or they are
     /// older than the index keeps); `dropped` are the sids and cnames of the events between the
     /// old floor and `offset`: the lists to trim, so the work is in proportion to what is dropped.
     mutating func dropThrough(_ offset: Int64, dropped: [Subjects]) {
-        guard offset > floor else { return }
-        floor = offset
-        newest = max(newest, offset)
-        Self.trim(Set(dropped.compactMap { $0.sid.map { hash($0) } }), through: offset, in: &bySid)
-        Self.trim(Set(dropped.compactMap { $0.cname.map { hash($0) } }), through: offset, in: &byCname)
-        Self.trim(Set(dropped.compactMap { $0.type.map { hash($0) } }), through: offset, in: &byType)
+        var keys = DroppedSubjects()
+        for subjects in dropped { keys.add(subjects, hash: hash) }
+        dropThrough(offset, dropped: keys)
     }
 
-    private static func trim(_ keys: Set<Int>, through offset: Int64, in map: inout ShardedMap<Offsets>) {
+    mutating func dropThrough(_ offset: Int64, dropped: DroppedSubjects) {
+        guard raiseFloor(to: offset) else { return }
+        trim(dropped.sids, of: .sid, through: offset)
+        trim(dropped.cnames, of: .cname, through: offset)
+        trim(dropped.types, of: .type, through: offset)
+    }
+
+    /// The first half of ``dropThrough(_:dropped:)``: from now on the offsets at or below
+    /// `offset` are ignored (``candidates(_:after:limit:)`` starts above the floor), though the
+    /// lists still hold them until ``trim(_:of:through:)`` takes them out. A sweep trims in
+    /// slices, letting go of the lock in between, because the group committer inserts here
+    /// inside its commits: trimming the lists of 900,000 dropped sids at once held it for a
+    /// third of a second. False when the floor was already there.
+    mutating func raiseFloor(to offset: Int64) -> Bool {
+        guard offset > floor else { return false }
+        floor = offset
+        newest = max(newest, offset)
+        return true
+    }
+
+    enum Kind: Sendable { case sid, cname, type }
+
+    /// Takes the offsets at or below `offset` (the floor, raised) out of the lists of `keys`.
+    mutating func trim(_ keys: some Sequence<Int>, of kind: Kind, through offset: Int64) {
+        switch kind {
+        case .sid: Self.trim(keys, through: offset, in: &bySid)
+        case .cname: Self.trim(keys, through: offset, in: &byCname)
+        case .type: Self.trim(keys, through: offset, in: &byType)
+        }
+    }
+
+    private static func trim(_ keys: some Sequence<Int>, through offset: Int64, in map: inout ShardedMap<Offsets>) {
         for key in keys {
             guard let offsets = map[key] else { continue }
             map[key] = offsets.after(offset)
