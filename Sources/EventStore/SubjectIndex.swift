@@ -185,8 +185,8 @@ struct SubjectIndex {
     /// `offset` are ignored (``candidates(_:after:limit:)`` starts above the floor), though the
     /// lists still hold them until ``trim(_:of:through:)`` takes them out. A sweep trims in
     /// slices, letting go of the lock in between, because the group committer inserts here
-    /// inside its commits: trimming the lists of 900,000 dropped sids at once held it for a
-    /// third of a second. False when the floor was already there.
+    /// inside its commits, and a sweep that dropped 900,000 events has the lists of as many
+    /// sids to trim. False when the floor was already there.
     mutating func raiseFloor(to offset: Int64) -> Bool {
         guard offset > floor else { return false }
         floor = offset
