@@ -25,6 +25,9 @@ let package = Package(
         .target(name: "HTTPCore"),
         // The few C declarations Swift's Glibc module hides (accept4 needs _GNU_SOURCE).
         .target(name: "CSystemShims"),
+        // A SQLite VFS that gathers the group commit's WAL writes into one (Debian's libsqlite3-dev,
+        // the library GRDB uses).
+        .target(name: "CSQLiteWALWrites", linkerSettings: [.linkedLibrary("sqlite3")]),
         // Debian's OpenSSL (libssl-dev) for native TLS on the public listener.
         .systemLibrary(name: "COpenSSL", pkgConfig: "openssl", providers: [.apt(["libssl-dev"])]),
         // Non-blocking POSIX sockets driven by Dispatch, connections, limits, timeouts, router.
@@ -46,6 +49,7 @@ let package = Package(
         .target(
             name: "EventStore",
             dependencies: [
+                "CSQLiteWALWrites",
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "GRDBSQLite", package: "GRDB.swift"),
                 .product(name: "PostgresNIO", package: "postgres-nio"),
