@@ -42,9 +42,9 @@ import Synchronization
 /// WAL writes: SQLite writes a WAL frame as two writes (its header, its page), 30 a commit of
 /// 14 callbacks. The writer's WAL file gathers them into one, handed on at the commit's fsync
 /// (`CSQLiteWALWrites`, a VFS wrapping the default one; safe because the writer syncs every
-/// commit, see Durability). Measured with the VFS preloaded into the same binary, 4 alternating
-/// rounds of the full-pipeline benchmark: 24.1k against 22.7k req/s, 49 against 53 µs of CPU a
-/// callback. Readers and the checkpointer write no frames and go straight through.
+/// commit, see Durability). In 4 alternating rounds of the full-pipeline benchmark: 23.5k
+/// against 22.3k req/s, 50.8 against 53.7 µs of CPU a callback. Readers and the checkpointer
+/// write no frames and go straight through.
 ///
 /// Ordering: a single writer assigns `AUTOINCREMENT` offsets and commits them in order, so a
 /// reader's snapshot always holds a contiguous prefix of the log: `read(after:)` never skips.
