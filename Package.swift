@@ -50,6 +50,7 @@ let package = Package(
             name: "EventStore",
             dependencies: [
                 "CSQLiteWALWrites",
+                "CSystemShims",
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "GRDBSQLite", package: "GRDB.swift"),
                 .product(name: "PostgresNIO", package: "postgres-nio"),

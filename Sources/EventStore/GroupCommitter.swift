@@ -1,3 +1,4 @@
+import CSystemShims
 import Dispatch
 import Foundation
 import Synchronization
@@ -31,6 +32,9 @@ public final class GroupCommitter: Sendable {
         var closed = false
         var statistics = Statistics(commits: 0, records: 0, largestBatch: 0)
     }
+
+    /// The committer thread's name, as `top -H`, perf and /proc/<pid>/task/*/comm show it.
+    public static let threadName = "ncs-committer"
 
     private let store: any EventStore
     private let maxBatch: Int
@@ -78,10 +82,14 @@ public final class GroupCommitter: Sendable {
         if let blocking = store as? any BlockingAppending {
             await withCheckedContinuation { (finished: CheckedContinuation<Void, Never>) in
                 let thread = Thread { [self] in
+                    // Named through pthreads: on Linux, Foundation's Thread.name reaches the
+                    // system only once start() has stored the thread's handle, which races
+                    // with the thread itself; the committer showed up in `top -H` and perf as
+                    // one of Dispatch's workers ("com.apple.root.default-qos").
+                    csystem_thread_set_name(pthread_self(), Self.threadName)
                     commitOnThisThread(blocking)
                     finished.resume()
                 }
-                thread.name = "ncs-committer"
                 thread.start()
             }
             return

@@ -79,6 +79,25 @@ struct SQLiteEventStoreTests {
         }
     }
 
+    /// The committer of a SQLite store is a thread the system knows by name (`top -H`, perf,
+    /// /proc/<pid>/task/*/comm), not one of Dispatch's anonymous workers.
+    @Test func groupCommitterThreadCarriesItsNameInTheSystem() async throws {
+        try await withStore(.sqlite) { harness in
+            let committer = GroupCommitter(store: harness.store)
+            let runner = Task { await committer.run() }
+            let name = await withCheckedContinuation { (continuation: CheckedContinuation<String, Never>) in
+                committer.submit(record(["named-thread"], bodySize: 100)) { _ in
+                    // The kernel's name for the calling thread, as `top -H` reads it.
+                    let comm = (try? String(contentsOfFile: "/proc/thread-self/comm", encoding: .utf8)) ?? ""
+                    continuation.resume(returning: comm.trimmingCharacters(in: .whitespacesAndNewlines))
+                }
+            }
+            committer.close()
+            await runner.value
+            #expect(name == GroupCommitter.threadName)
+        }
+    }
+
     /// Sustained throughput of single-record submits through the group committer, fsync on.
     @Test func groupCommitThroughput() async throws {
         try await withStore(.sqlite) { harness in
