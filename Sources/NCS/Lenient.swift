@@ -74,19 +74,33 @@ enum Lenient {
 /// in `extra`) and the typed field is nil. `null` values are consumed and read as absent.
 struct DetailsReader {
     private let object: JSONObject
-    private var consumed: Set<String> = []
+    /// Bit i: member i's key was used. A `Set<String>` of keys cost a fifth of decoding a
+    /// callback (hashing every key read); `details` objects hold a handful of members.
+    private var consumedMembers: UInt64 = 0
+    /// Keys used, for an object of more than 64 members only.
+    private var consumedKeys: Set<String> = []
 
     init(_ object: JSONObject) { self.object = object }
+
+    /// Marks `key` used: every member with that key, as a duplicate key is read as its last one.
+    private mutating func consume(_ key: String) {
+        let members = object.members
+        guard members.count <= 64 else {
+            consumedKeys.insert(key)
+            return
+        }
+        for index in members.indices where members[index].key == key { consumedMembers |= 1 << UInt64(index) }
+    }
 
     private mutating func read<T>(_ keys: [String], _ coerce: (JSONValue) -> T?) -> T? {
         for key in keys {
             guard let value = object[key] else { continue }
             if value.isNull {
-                consumed.insert(key)
+                consume(key)
                 continue
             }
             if let typed = coerce(value) {
-                consumed.insert(key)
+                consume(key)
                 return typed
             }
         }
@@ -120,7 +134,12 @@ struct DetailsReader {
     }
 
     var extra: JSONObject {
-        JSONObject(object.members.filter { !consumed.contains($0.key) })
+        let members = object.members
+        guard members.count <= 64 else { return JSONObject(members.filter { !consumedKeys.contains($0.key) }) }
+        var kept: [JSONObject.Member] = []
+        kept.reserveCapacity(members.count - consumedMembers.nonzeroBitCount)
+        for index in members.indices where consumedMembers & (1 << UInt64(index)) == 0 { kept.append(members[index]) }
+        return JSONObject(kept)
     }
 
     /// An array of file objects (or bare file-name strings), or a single file-name string.

@@ -78,6 +78,25 @@ import Testing
                                                                 extra: ["exitStatus": "normal", "futureFlag": true])))
     }
 
+    /// A key given twice is read as its last value and neither copy is left in `extra`; the
+    /// keys not read stay in their order, also in a `details` of more than 64 members.
+    @Test func detailsExtraKeepsUnreadKeysInOrder_DuplicatesAndLargeObjects() throws {
+        func exit(_ details: String) throws -> NCSNotification {
+            let body = #"{"noticeId":"n-1","productId":3,"eventType":11,"notifyMs":1718603600923,"payload":{"cname":"c","uid":"1","sid":"s","sequence":1,"sendts":1718603600900,"serviceType":0,"details":"#
+                + details + "}}"
+            return try NotificationDecoder.decode(Array(body.utf8))
+        }
+        let duplicate = try exit(#"{"b":1,"exitStatus":7,"msgName":"session_exit","a":2,"exitStatus":0}"#)
+        #expect(duplicate.payload.details == .sessionExit(SessionExit(msgName: "session_exit", exitStatus: 0, extra: ["b": 1, "a": 2])))
+
+        let unread = (0..<70).map { #""k\#($0)":\#($0)"# }
+        let large = try exit("{" + unread[..<66].joined(separator: ",") + #","exitStatus":3,"msgName":"session_exit","#
+                             + unread[66...].joined(separator: ",") + "}")
+        guard case .sessionExit(let exit) = large.payload.details else { Issue.record("11"); return }
+        #expect(exit.exitStatus == 3 && exit.msgName == "session_exit")
+        #expect(exit.extra.keys == (0..<70).map { "k\($0)" })
+    }
+
     @Test func unknownEventAndOtherProducts() throws {
         let u = try decode("lenient/unknown_event_999.json")
         guard case .unknown(let et, let raw) = u.payload.details else { Issue.record("999"); return }
