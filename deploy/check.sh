@@ -394,6 +394,9 @@ if [ -n "$rootfs" ]; then
     host_secrets=$rootfs$secrets_dir
 else
     image_command[0]=$binary
+    # mktemp made the folder 0700 for root: USER must get through it to its data and secrets
+    # (traverse only; nothing in it can be listed, and the root-only files stay 0600).
+    chmod 0711 "$tmp"
     data=$tmp/data
     install -d -o "$uid" -g "$gid" -m 0700 "$data"
     secrets_dir=$tmp/run-secrets
