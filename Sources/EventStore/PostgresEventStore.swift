@@ -44,6 +44,8 @@ public final class PostgresEventStore: EventStore {
     private let connection: PostgresConnection.Configuration
     private let logger: Logger
     private let operationTimeout: Duration
+    /// The most events, or dedup keys, one statement of a retention sweep deletes.
+    let sweepChunkRows: Int
     private let runTask: Task<Void, Never>
     private let state = Mutex(State())
 
@@ -58,8 +60,12 @@ public final class PostgresEventStore: EventStore {
     /// and migrates the schema. Throws ``StoreUnavailableError`` when the database cannot be reached.
     /// - Parameter operationTimeout: the longest any single store call may take before it throws
     ///   ``StoreUnavailableError`` (connecting included).
-    public init(url: String, options: StoreOptions = .init(), logger: Logger, operationTimeout: Duration = .seconds(5)) async throws {
+    /// - Parameter sweepChunkRows: the most events, or dedup keys, one statement of a retention
+    ///   sweep deletes (each is a transaction of its own).
+    public init(url: String, options: StoreOptions = .init(), logger: Logger, operationTimeout: Duration = .seconds(5),
+                sweepChunkRows: Int = 1_000) async throws {
         let parsed = try PostgresURL(url)
+        self.sweepChunkRows = max(1, sweepChunkRows)
         self.options = options
         self.logger = logger
         self.operationTimeout = operationTimeout
@@ -494,41 +500,81 @@ public final class PostgresEventStore: EventStore {
     /// Events by age and count; duplicate hits of dropped events go with them; dedup keys older
     /// than the dedup window; quarantine by age. Claims and documents are never swept. The head
     /// (`log_head`) never moves back, so offsets are never reused.
+    ///
+    /// Events and dedup keys go in statements of ``sweepChunkRows`` rows at most, each its own
+    /// transaction. A sweep was one transaction under a 120 s deadline: a backlog too big for
+    /// that (retention turned on for a table of months) rolled back every time and was never
+    /// swept, and a long transaction holds back VACUUM on every table of the database. An
+    /// event and its duplicate hits still go in one statement.
     public func sweep(_ policy: RetentionPolicy, nowMs: Int64) async throws -> SweepReport {
         let logger = self.logger
-        return try await run(timeout: max(operationTimeout, .seconds(120))) { client in
-            try await client.withTransaction(logger: logger) { connection -> SweepReport in
-                func count(_ query: PostgresQuery) async throws -> Int {
+        let limit = Int64(sweepChunkRows)
+        let chunkTimeout = max(operationTimeout, .seconds(30))
+        /// Runs `query` (which deletes at most `limit` rows and returns how many) until it deletes fewer.
+        func deleteInChunks(_ query: @escaping @Sendable () -> PostgresQuery) async throws -> Int {
+            var total = 0
+            while true {
+                let deleted = try await run(timeout: chunkTimeout) { client in
                     var n = 0
-                    for try await _ in try await connection.query(query, logger: logger) { n += 1 }
+                    for try await count in try await client.query(query(), logger: logger).decode(Int64.self) { n += Int(count) }
                     return n
                 }
-                var report = SweepReport()
-                if let maxAge = policy.maxEventAgeMs {
-                    report.eventsDeleted += try await count(
-                        "DELETE FROM events WHERE received_ms < \(nowMs - maxAge) RETURNING log_offset")
-                }
-                if let maxCount = policy.maxEventCount {
-                    report.eventsDeleted += try await count("""
-                        DELETE FROM events WHERE log_offset <=
-                            (SELECT log_offset FROM events ORDER BY log_offset DESC LIMIT 1 OFFSET \(Int64(max(0, maxCount))))
-                        RETURNING log_offset
-                        """)
-                }
-                if report.eventsDeleted > 0 {
-                    try await connection.query("""
-                        DELETE FROM duplicates d WHERE NOT EXISTS (SELECT 1 FROM events e WHERE e.log_offset = d.log_offset)
-                        """, logger: logger)
-                }
-                report.dedupKeysDeleted = try await count(
-                    "DELETE FROM dedup_keys WHERE received_ms < \(nowMs - policy.dedupWindowMs) RETURNING 1")
-                if let maxAge = policy.maxQuarantineAgeMs {
-                    report.quarantineDeleted = try await count(
-                        "DELETE FROM quarantine WHERE received_ms < \(nowMs - maxAge) RETURNING id")
-                }
-                return report
+                total += deleted
+                if deleted < limit { return total }
             }
         }
+        var report = SweepReport()
+        if let maxAge = policy.maxEventAgeMs {
+            let cut = nowMs - maxAge
+            report.eventsDeleted += try await deleteInChunks {
+                """
+                WITH gone AS (
+                    DELETE FROM events WHERE log_offset IN
+                        (SELECT log_offset FROM events WHERE received_ms < \(cut) ORDER BY log_offset LIMIT \(limit))
+                    RETURNING log_offset),
+                hits AS (DELETE FROM duplicates d USING gone WHERE d.log_offset = gone.log_offset)
+                SELECT count(*) FROM gone
+                """
+            }
+        }
+        if let maxCount = policy.maxEventCount {
+            // The newest `maxCount` stay: what is below them as the sweep starts goes.
+            let through = try await run(timeout: chunkTimeout) { client -> Int64? in
+                for try await offset in try await client.query(
+                    "SELECT log_offset FROM events ORDER BY log_offset DESC LIMIT 1 OFFSET \(Int64(max(0, maxCount)))", logger: logger
+                ).decode(Int64.self) { return offset }
+                return nil
+            }
+            if let through {
+                report.eventsDeleted += try await deleteInChunks {
+                    """
+                    WITH gone AS (
+                        DELETE FROM events WHERE log_offset IN
+                            (SELECT log_offset FROM events WHERE log_offset <= \(through) ORDER BY log_offset LIMIT \(limit))
+                        RETURNING log_offset),
+                    hits AS (DELETE FROM duplicates d USING gone WHERE d.log_offset = gone.log_offset)
+                    SELECT count(*) FROM gone
+                    """
+                }
+            }
+        }
+        let keysCut = nowMs - policy.dedupWindowMs
+        report.dedupKeysDeleted = try await deleteInChunks {
+            """
+            WITH gone AS (
+                DELETE FROM dedup_keys WHERE key IN
+                    (SELECT key FROM dedup_keys WHERE received_ms < \(keysCut) ORDER BY received_ms LIMIT \(limit))
+                RETURNING 1)
+            SELECT count(*) FROM gone
+            """
+        }
+        if let maxAge = policy.maxQuarantineAgeMs {
+            // Bounded by the quarantine's own caps (10,000 items by default): one statement.
+            report.quarantineDeleted = try await deleteInChunks {
+                "WITH gone AS (DELETE FROM quarantine WHERE received_ms < \(nowMs - maxAge) RETURNING 1) SELECT count(*) FROM gone"
+            }
+        }
+        return report
     }
 
     // MARK: - Wake-ups
