@@ -507,72 +507,52 @@ public final class PostgresEventStore: EventStore {
     /// swept, and a long transaction holds back VACUUM on every table of the database. An
     /// event and its duplicate hits still go in one statement.
     public func sweep(_ policy: RetentionPolicy, nowMs: Int64) async throws -> SweepReport {
-        let logger = self.logger
         let limit = Int64(sweepChunkRows)
         let chunkTimeout = max(operationTimeout, .seconds(30))
         /// Runs `query` (which deletes at most `limit` rows and returns how many) until it deletes fewer.
-        func deleteInChunks(_ query: @escaping @Sendable () -> PostgresQuery) async throws -> Int {
+        func deleteInChunks(_ query: PostgresQuery) async throws -> Int {
             var total = 0
             while true {
-                let deleted = try await run(timeout: chunkTimeout) { client in
-                    var n = 0
-                    for try await count in try await client.query(query(), logger: logger).decode(Int64.self) { n += Int(count) }
-                    return n
-                }
-                total += deleted
+                let deleted = try await single(query, as: Int64.self, timeout: chunkTimeout) ?? 0
+                total += Int(deleted)
                 if deleted < limit { return total }
             }
         }
-        var report = SweepReport()
-        if let maxAge = policy.maxEventAgeMs {
-            let cut = nowMs - maxAge
-            report.eventsDeleted += try await deleteInChunks {
-                """
+        /// Events received before `cut` and at or below `through`, oldest first, with their hits.
+        func deleteEvents(receivedBefore cut: Int64 = .max, through: Int64 = .max) async throws -> Int {
+            try await deleteInChunks("""
                 WITH gone AS (
                     DELETE FROM events WHERE log_offset IN
-                        (SELECT log_offset FROM events WHERE received_ms < \(cut) ORDER BY log_offset LIMIT \(limit))
+                        (SELECT log_offset FROM events WHERE received_ms < \(cut) AND log_offset <= \(through)
+                         ORDER BY log_offset LIMIT \(limit))
                     RETURNING log_offset),
                 hits AS (DELETE FROM duplicates d USING gone WHERE d.log_offset = gone.log_offset)
                 SELECT count(*) FROM gone
-                """
-            }
+                """)
         }
-        if let maxCount = policy.maxEventCount {
-            // The newest `maxCount` stay: what is below them as the sweep starts goes.
-            let through = try await run(timeout: chunkTimeout) { client -> Int64? in
-                for try await offset in try await client.query(
-                    "SELECT log_offset FROM events ORDER BY log_offset DESC LIMIT 1 OFFSET \(Int64(max(0, maxCount)))", logger: logger
-                ).decode(Int64.self) { return offset }
-                return nil
-            }
-            if let through {
-                report.eventsDeleted += try await deleteInChunks {
-                    """
-                    WITH gone AS (
-                        DELETE FROM events WHERE log_offset IN
-                            (SELECT log_offset FROM events WHERE log_offset <= \(through) ORDER BY log_offset LIMIT \(limit))
-                        RETURNING log_offset),
-                    hits AS (DELETE FROM duplicates d USING gone WHERE d.log_offset = gone.log_offset)
-                    SELECT count(*) FROM gone
-                    """
-                }
-            }
+        var report = SweepReport()
+        if let maxAge = policy.maxEventAgeMs {
+            report.eventsDeleted += try await deleteEvents(receivedBefore: nowMs - maxAge)
         }
-        let keysCut = nowMs - policy.dedupWindowMs
-        report.dedupKeysDeleted = try await deleteInChunks {
-            """
+        if let maxCount = policy.maxEventCount,
+           // The newest `maxCount` stay: what is below them as the sweep starts goes.
+           let through = try await single(
+               "SELECT log_offset FROM events ORDER BY log_offset DESC LIMIT 1 OFFSET \(Int64(max(0, maxCount)))",
+               as: Int64.self, timeout: chunkTimeout) {
+            report.eventsDeleted += try await deleteEvents(through: through)
+        }
+        report.dedupKeysDeleted = try await deleteInChunks("""
             WITH gone AS (
                 DELETE FROM dedup_keys WHERE key IN
-                    (SELECT key FROM dedup_keys WHERE received_ms < \(keysCut) ORDER BY received_ms LIMIT \(limit))
+                    (SELECT key FROM dedup_keys WHERE received_ms < \(nowMs - policy.dedupWindowMs) ORDER BY received_ms LIMIT \(limit))
                 RETURNING 1)
             SELECT count(*) FROM gone
-            """
-        }
+            """)
         if let maxAge = policy.maxQuarantineAgeMs {
             // Bounded by the quarantine's own caps (10,000 items by default): one statement.
-            report.quarantineDeleted = try await deleteInChunks {
-                "WITH gone AS (DELETE FROM quarantine WHERE received_ms < \(nowMs - maxAge) RETURNING 1) SELECT count(*) FROM gone"
-            }
+            report.quarantineDeleted = Int(try await single(
+                "WITH gone AS (DELETE FROM quarantine WHERE received_ms < \(nowMs - maxAge) RETURNING 1) SELECT count(*) FROM gone",
+                as: Int64.self, timeout: chunkTimeout) ?? 0)
         }
         return report
     }
@@ -692,9 +672,9 @@ public final class PostgresEventStore: EventStore {
 
     // MARK: - Helpers
 
-    private func single<T: PostgresDecodable & Sendable>(_ query: PostgresQuery, as type: T.Type) async throws -> T? {
+    private func single<T: PostgresDecodable & Sendable>(_ query: PostgresQuery, as type: T.Type, timeout: Duration? = nil) async throws -> T? {
         let logger = self.logger
-        return try await run { client in
+        return try await run(timeout: timeout) { client in
             var result: T?
             for try await value in try await client.query(query, logger: logger).decode(T.self) where result == nil {
                 result = value
