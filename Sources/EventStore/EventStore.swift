@@ -216,7 +216,10 @@ public struct QuarantineStats: Sendable, Equatable {
 }
 
 public struct RetentionPolicy: Sendable, Equatable {
-    /// Events older than this (by receivedMs) are dropped; nil keeps them.
+    /// Events older than this (by receivedMs) are dropped, as a prefix of the log: from the oldest
+    /// up to the first one still young. An old event that came after a younger one (a clock that
+    /// stepped back, receivers whose clocks disagree) stays until that one goes: kept longer,
+    /// never shorter, and the log never gets a hole in the middle. nil keeps them.
     public var maxEventAgeMs: Int64?
     /// Only the newest N events are kept; nil keeps all.
     public var maxEventCount: Int?

@@ -180,7 +180,9 @@ public final class InMemoryEventStore: EventStore {
             var report = SweepReport()
             let before = state.events.count
             if let maxAge = policy.maxEventAgeMs {
-                state.events.removeAll { $0.receivedMs < nowMs - maxAge }
+                // A prefix, up to the first event still young (RetentionPolicy).
+                let firstYoung = state.events.firstIndex { $0.receivedMs >= nowMs - maxAge } ?? state.events.count
+                state.events.removeFirst(firstYoung)
             }
             if let maxCount = policy.maxEventCount, state.events.count > maxCount {
                 state.events.removeFirst(state.events.count - maxCount)

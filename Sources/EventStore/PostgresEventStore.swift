@@ -518,13 +518,29 @@ public final class PostgresEventStore: EventStore {
                 if deleted < limit { return total }
             }
         }
-        /// Events received before `cut` and at or below `through`, oldest first, with their hits.
-        func deleteEvents(receivedBefore cut: Int64 = .max, through: Int64 = .max) async throws -> Int {
+        /// Events at or below `through`, oldest first, with their hits.
+        func deleteEvents(through: Int64) async throws -> Int {
             try await deleteInChunks("""
                 WITH gone AS (
                     DELETE FROM events WHERE log_offset IN
-                        (SELECT log_offset FROM events WHERE received_ms < \(cut) AND log_offset <= \(through)
-                         ORDER BY log_offset LIMIT \(limit))
+                        (SELECT log_offset FROM events WHERE log_offset <= \(through) ORDER BY log_offset LIMIT \(limit))
+                    RETURNING log_offset),
+                hits AS (DELETE FROM duplicates d USING gone WHERE d.log_offset = gone.log_offset)
+                SELECT count(*) FROM gone
+                """)
+        }
+        /// The oldest events up to the first one received at or after `cut` (a prefix of the log,
+        /// as RetentionPolicy has it), with their hits. Each statement looks at the oldest `limit`
+        /// events only, so none scans a backlog of millions; it deletes fewer than `limit` once
+        /// it reaches a young event, which ends the loop. An event another receiver commits late,
+        /// with an offset below those already swept, is young, and stays.
+        func deleteOldPrefix(receivedBefore cut: Int64) async throws -> Int {
+            try await deleteInChunks("""
+                WITH oldest AS (SELECT log_offset, received_ms FROM events ORDER BY log_offset LIMIT \(limit)),
+                firstYoung AS (SELECT coalesce(min(log_offset), \(Int64.max)) AS log_offset FROM oldest WHERE received_ms >= \(cut)),
+                gone AS (
+                    DELETE FROM events WHERE log_offset IN
+                        (SELECT log_offset FROM oldest WHERE received_ms < \(cut) AND log_offset < (SELECT log_offset FROM firstYoung))
                     RETURNING log_offset),
                 hits AS (DELETE FROM duplicates d USING gone WHERE d.log_offset = gone.log_offset)
                 SELECT count(*) FROM gone
@@ -532,7 +548,7 @@ public final class PostgresEventStore: EventStore {
         }
         var report = SweepReport()
         if let maxAge = policy.maxEventAgeMs {
-            report.eventsDeleted += try await deleteEvents(receivedBefore: nowMs - maxAge)
+            report.eventsDeleted += try await deleteOldPrefix(receivedBefore: nowMs - maxAge)
         }
         if let maxCount = policy.maxEventCount,
            // The newest `maxCount` stay: what is below them as the sweep starts goes.

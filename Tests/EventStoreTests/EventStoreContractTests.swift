@@ -316,6 +316,29 @@ struct EventStoreContractTests {
         }
     }
 
+    /// Receivers whose clocks disagree (or one that stepped back) append an old-looking event
+    /// after a younger one: the age rule drops the log's oldest events up to the first young one
+    /// and keeps that old-looking one until the events before it go, so the log never gets a
+    /// hole in the middle. Before 2026-11-29 the in-memory and PostgreSQL stores dropped every
+    /// old event wherever it was, and SQLite only the prefix.
+    @Test(arguments: Backend.testable)
+    func sweepByAgeDropsAPrefixOfTheLog(_ backend: Backend) async throws {
+        try await withStore(backend) { harness in
+            let store = harness.store
+            let now: Int64 = 1_000_000
+            // Received (ms before now): 900, 800, 700, then 10 (young), 950 (a clock behind), 5.
+            let ages: [Int64] = [900, 800, 700, 10, 950, 5]
+            let offsets = try await store.append(ages.enumerated().map { i, age in record(["skew-\(i)"], receivedMs: now - age) }).map(\.offset)
+            let report = try await store.sweep(RetentionPolicy(maxEventAgeMs: 500, dedupWindowMs: 0), nowMs: now)
+            #expect(report.eventsDeleted == 3)
+            #expect(try await store.read(after: 0, limit: 10, filter: .all).map(\.offset) == Array(offsets[3...]))
+            // Once the young event before it has aged too, the old-looking one goes with it.
+            let later = try await store.sweep(RetentionPolicy(maxEventAgeMs: 500, dedupWindowMs: 0), nowMs: now + 495)
+            #expect(later.eventsDeleted == 2)
+            #expect(try await store.read(after: 0, limit: 10, filter: .all).map(\.offset) == [offsets[5]])
+        }
+    }
+
     @Test(arguments: Backend.testable)
     func reopenKeepsEverything(_ backend: Backend) async throws {
         try await withStore(backend) { harness in
