@@ -112,13 +112,16 @@ let package = Package(
         .executableTarget(
             name: "sse-bench",
             dependencies: ["ReceiverApp", "EventStore", "HTTPServer", .product(name: "Logging", package: "swift-log")],
-            path: "Tests/Benchmarks/SSEBench"
+            path: "Tests/Benchmarks/SSEBench",
+            // The receiver's malloc, so the figures are the receiver's (see ncs-receiver above).
+            linkerSettings: [.linkedLibrary("jemalloc", .when(platforms: [.linux]))]
         ),
         // Tests/Benchmarks/PipelineBench: CPU per callback, stage by stage, without HTTP.
         .executableTarget(
             name: "pipeline-bench",
             dependencies: ["NCS", "EventStore", "Supervisor", .product(name: "Logging", package: "swift-log")],
-            path: "Tests/Benchmarks/PipelineBench"
+            path: "Tests/Benchmarks/PipelineBench",
+            linkerSettings: [.linkedLibrary("jemalloc", .when(platforms: [.linux]))]
         ),
         // Shared test support: fixture loader, raw-bytes loopback client, process handles.
         .target(
