@@ -3,6 +3,13 @@ import PackageDescription
 
 // Module map: ../shared/DESIGN.md (mirrored in README.md, "Layout").
 // Dependencies point down: HTTPCore and NCS are pure; ReceiverApp wires; nothing imports the app.
+
+// jemalloc instead of glibc's malloc (Debian's libjemalloc-dev), as Vapor's template builds its
+// servers: buffers and strings made on an I/O thread are freed on the group committer's, and
+// glibc's arenas make that cost. README "Performance" has the figures. The benchmarks link it
+// too, so their figures are the receiver's.
+let jemalloc: [LinkerSetting] = [.linkedLibrary("jemalloc", .when(platforms: [.linux]))]
+
 let package = Package(
     name: "ncs-receiver",
     platforms: [.macOS(.v14)],
@@ -95,10 +102,7 @@ let package = Package(
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "UnixSignals", package: "swift-service-lifecycle"),
             ],
-            // jemalloc instead of glibc's malloc (Debian's libjemalloc-dev), as Vapor's template
-            // builds its servers: buffers and strings made on an I/O thread are freed on the group
-            // committer's, and glibc's arenas make that cost. README "Performance" has the figures.
-            linkerSettings: [.linkedLibrary("jemalloc", .when(platforms: [.linux]))]
+            linkerSettings: jemalloc
         ),
 
         // MARK: - Testing
@@ -113,15 +117,14 @@ let package = Package(
             name: "sse-bench",
             dependencies: ["ReceiverApp", "EventStore", "HTTPServer", .product(name: "Logging", package: "swift-log")],
             path: "Tests/Benchmarks/SSEBench",
-            // The receiver's malloc, so the figures are the receiver's (see ncs-receiver above).
-            linkerSettings: [.linkedLibrary("jemalloc", .when(platforms: [.linux]))]
+            linkerSettings: jemalloc
         ),
         // Tests/Benchmarks/PipelineBench: CPU per callback, stage by stage, without HTTP.
         .executableTarget(
             name: "pipeline-bench",
             dependencies: ["NCS", "EventStore", "Supervisor", .product(name: "Logging", package: "swift-log")],
             path: "Tests/Benchmarks/PipelineBench",
-            linkerSettings: [.linkedLibrary("jemalloc", .when(platforms: [.linux]))]
+            linkerSettings: jemalloc
         ),
         // Shared test support: fixture loader, raw-bytes loopback client, process handles.
         .target(
